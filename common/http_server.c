@@ -1,0 +1,2 @@
+/* (being written) */
+#include "common/http_server.h"
