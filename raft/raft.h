@@ -1,0 +1,385 @@
+/* The Raft core: a pure, deterministic state machine driven by raft_step(). It does no I/O at
+ * all (no sockets, files, threads, clocks, getenv, printf or rand()); time and randomness come in
+ * through events and the seed, and everything the driver must do comes out in an update.
+ *
+ * Paper references: "Raft" = Ongaro & Ousterhout, "In Search of an Understandable Consensus
+ * Algorithm" (2014), "thesis" = Ongaro, "Consensus: Bridging Theory and Practice" (2014).
+ *
+ * The driver's loop (one thread owns a struct raft):
+ *   1. raft_step(r, &event, &update)
+ *   2. persist update.persist (term/vote, truncation, entries, snapshot) as ONE synced batch and,
+ *      when done, deliver RAFT_EV_PERSISTED with update.persist.seq (this may happen later, in
+ *      parallel with 3, from the driver's point of view: the core never puts in an update a
+ *      message whose correctness depends on state that is not yet reported persisted, so the
+ *      leader's own disk write overlaps with replication, thesis §10.2.1);
+ *   3. send update.msgs (each to msg.to; losing, duplicating or reordering them is safe);
+ *   4. apply update.committed in order, then serve update.reads whose index <= applied;
+ *   5. take a snapshot if update.snapshot_wanted, then deliver RAFT_EV_SNAPSHOT_TAKEN;
+ *   6. call raft_step with a RAFT_EV_TICK no later than update.next_timeout.
+ * Everything an update points to is owned by the core and stays valid only until the next call
+ * of raft_step() or raft_free() on the same struct raft: copy or serialize what you keep.
+ * Everything an event points to is owned by the caller; the core copies what it keeps. */
+#ifndef DFS_RAFT_H
+#define DFS_RAFT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef uint64_t raft_id;    /* a node's id; 0 means "none" */
+typedef uint64_t raft_term;  /* 0 before any election */
+typedef uint64_t raft_index; /* log positions start at 1; 0 means "before the log" */
+typedef uint64_t raft_time;  /* milliseconds on the driver's monotonic clock */
+
+/* Error codes returned by raft_step and raft_init (negative; the core does not depend on
+ * common/, the driver maps them). */
+enum raft_err {
+    RAFT_OK = 0,
+    RAFT_E_NOMEM = -1,        /* allocation failed; the raft struct is unchanged */
+    RAFT_E_NOT_LEADER = -2,   /* proposal, conf change or transfer on a non-leader */
+    RAFT_E_BUSY = -3,         /* a conf change is already pending, or a transfer is running */
+    RAFT_E_INVAL = -4,        /* malformed event or message (bad type, bad index, bad conf) */
+    RAFT_E_TOO_BIG = -5,      /* a proposal larger than config.max_entry_bytes */
+    RAFT_E_TRANSFERRING = -6, /* proposals refused while leadership is being transferred */
+    RAFT_E_SHUTDOWN = -7,     /* this node was removed from the cluster */
+};
+
+/* Longest opaque address string a configuration carries per node (NUL included). */
+#define RAFT_ADDR_MAX 128
+/* Most nodes (voters and non-voters) in one configuration. */
+#define RAFT_MAX_NODES 16
+
+enum raft_role {
+    RAFT_FOLLOWER = 0,
+    RAFT_PRE_CANDIDATE = 1, /* running a pre-vote (thesis §9.6) */
+    RAFT_CANDIDATE = 2,
+    RAFT_LEADER = 3,
+};
+
+/* One member of a configuration. addr is opaque to the core (the driver stores what it needs
+ * to reach the node, e.g. its peer URL); NUL-terminated. */
+struct raft_node {
+    raft_id id;
+    bool voter; /* false: a non-voter (learner) that receives the log but does not vote */
+    char addr[RAFT_ADDR_MAX];
+};
+
+/* A cluster configuration (thesis §4). Changes happen one server at a time (§4.1). */
+struct raft_conf {
+    uint32_t n;
+    struct raft_node nodes[RAFT_MAX_NODES];
+};
+
+enum raft_entry_type {
+    RAFT_ENTRY_NORMAL = 0, /* a client command: data is the state machine's */
+    RAFT_ENTRY_NOOP = 1,   /* appended by a new leader (paper §8); data empty; apply nothing */
+    RAFT_ENTRY_CONF = 2,   /* data is raft_conf_encode() of the new configuration */
+};
+
+struct raft_entry {
+    raft_term term;
+    raft_index index;
+    uint8_t type; /* enum raft_entry_type */
+    uint32_t len;
+    const void *data; /* len bytes */
+};
+
+/* ---- Messages (paper Figure 2; thesis Figures 3.1, 4.x, 6.x, 9.x) ---- */
+
+enum raft_msg_type {
+    RAFT_MSG_VOTE = 1,         /* RequestVote, or a pre-vote when .vote.pre (thesis §9.6) */
+    RAFT_MSG_VOTE_RESP = 2,
+    RAFT_MSG_APPEND = 3,       /* AppendEntries; a heartbeat when n_entries == 0 */
+    RAFT_MSG_APPEND_RESP = 4,
+    RAFT_MSG_SNAPSHOT = 5,     /* one chunk of InstallSnapshot (thesis §5.3, Figure 5.3) */
+    RAFT_MSG_SNAPSHOT_RESP = 6,
+    RAFT_MSG_TIMEOUT_NOW = 7,  /* leadership transfer: start an election now (thesis §3.10) */
+    RAFT_MSG_READ_INDEX = 8,   /* a follower asks the leader for a read index (thesis §6.4) */
+    RAFT_MSG_READ_INDEX_RESP = 9,
+};
+
+struct raft_msg_vote {
+    bool pre;                  /* a pre-vote: the receiver changes no state */
+    bool transfer;             /* sent because of TIMEOUT_NOW: ignore the leader lease */
+    raft_index last_log_index; /* candidate's last log entry (paper §5.4.1) */
+    raft_term last_log_term;
+};
+
+struct raft_msg_vote_resp {
+    bool pre;
+    bool granted;
+};
+
+struct raft_msg_append {
+    raft_index prev_index;
+    raft_term prev_term;
+    raft_index commit;                /* leader's commit index */
+    uint64_t read_ctx;                /* ReadIndex round this message confirms; 0 = none */
+    uint32_t n_entries;
+    const struct raft_entry *entries; /* n_entries, consecutive from prev_index + 1 */
+};
+
+struct raft_msg_append_resp {
+    bool success;
+    raft_index match_index;    /* on success: the last index now known to match the leader */
+    raft_index conflict_index; /* on failure: where the leader should try next (§5.3 fast */
+    raft_term conflict_term;   /*   backtracking: first index of conflict_term, or 0 term) */
+    raft_index last_index;     /* the follower's last log index (a hint) */
+    uint64_t read_ctx;         /* echoed from the append */
+};
+
+struct raft_msg_snapshot {
+    raft_index last_index; /* the snapshot replaces the log up to and including this entry */
+    raft_term last_term;
+    struct raft_conf conf; /* the configuration as of last_index */
+    uint64_t size;         /* total snapshot size in bytes */
+    uint64_t offset;       /* this chunk's position in the snapshot */
+    uint32_t len;          /* this chunk's length (at most config.snapshot_chunk_bytes) */
+    const void *data;      /* NULL in an update: the driver fills the chunk from its snapshot
+                              file [offset, offset+len) before sending; set on receive */
+    bool done;             /* the last chunk */
+};
+
+struct raft_msg_snapshot_resp {
+    raft_index last_index; /* the snapshot this answers */
+    uint64_t next_offset;  /* the offset the receiver expects next (resume point) */
+    bool done;             /* the snapshot is installed and persisted */
+    bool rejected;         /* the receiver wants the snapshot from the start */
+};
+
+struct raft_msg_read_index {
+    uint64_t read_id; /* the follower's id for this read, echoed back */
+};
+
+struct raft_msg_read_index_resp {
+    uint64_t read_id;
+    raft_index index; /* the read may be served once applied >= index */
+    bool ok;          /* false: the receiver is no longer leader; retry elsewhere */
+};
+
+struct raft_msg {
+    uint8_t type; /* enum raft_msg_type */
+    raft_id from;
+    raft_id to;
+    raft_term term; /* sender's current term (paper §5.1) */
+    union {
+        struct raft_msg_vote vote;
+        struct raft_msg_vote_resp vote_resp;
+        struct raft_msg_append append;
+        struct raft_msg_append_resp append_resp;
+        struct raft_msg_snapshot snapshot;
+        struct raft_msg_snapshot_resp snapshot_resp;
+        struct raft_msg_read_index read_index;
+        struct raft_msg_read_index_resp read_index_resp;
+    } u;
+};
+
+/* ---- Events: everything that happens to a node ---- */
+
+enum raft_event_type {
+    RAFT_EV_TICK = 1,           /* only time passed */
+    RAFT_EV_RECEIVE = 2,        /* a message arrived (.receive) */
+    RAFT_EV_PROPOSE = 3,        /* append commands to the log (.propose), leader only */
+    RAFT_EV_PERSISTED = 4,      /* every persist batch with seq <= .persisted.seq is durable */
+    RAFT_EV_SNAPSHOT_TAKEN = 5, /* the driver saved a snapshot of its applied state */
+    RAFT_EV_TRANSFER = 6,       /* leader: hand leadership to .transfer.target (thesis §3.10) */
+    RAFT_EV_CONF_CHANGE = 7,    /* leader: change membership (.conf_change, thesis §4.1) */
+    RAFT_EV_READ = 8,           /* ask for a linearizable read index (.read, thesis §6.4) */
+};
+
+enum raft_conf_op {
+    RAFT_CONF_ADD = 1,     /* add .id as a non-voter; promoted to voter once caught up */
+    RAFT_CONF_PROMOTE = 2, /* make non-voter .id a voter now */
+    RAFT_CONF_REMOVE = 3,  /* remove .id (voter or not); a removed leader steps down */
+};
+
+struct raft_event {
+    uint8_t type; /* enum raft_event_type */
+    raft_time now; /* the driver's clock at delivery; must never go backwards */
+    union {
+        struct {
+            const struct raft_msg *msg;
+        } receive;
+        struct {
+            uint32_t n;
+            const struct raft_entry *entries; /* only type, len and data are read */
+        } propose;
+        struct {
+            uint64_t seq;
+        } persisted;
+        struct {
+            raft_index index; /* last entry the snapshot includes (<= applied index) */
+            raft_term term;   /* that entry's term */
+            uint64_t size;    /* snapshot size in bytes */
+        } snapshot_taken;
+        struct {
+            raft_id target; /* 0: pick the most up-to-date voter */
+        } transfer;
+        struct {
+            uint8_t op; /* enum raft_conf_op */
+            raft_id id;
+            const char *addr; /* for RAFT_CONF_ADD: copied into the conf; NULL otherwise */
+        } conf_change;
+        struct {
+            uint64_t read_id; /* the caller's id, echoed in update.reads */
+        } read;
+    } u;
+};
+
+/* ---- The update: what the driver must do after a step ---- */
+
+struct raft_persist {
+    uint64_t seq; /* 0: nothing to persist; else deliver RAFT_EV_PERSISTED{seq} when durable */
+    bool has_hard_state;      /* term and vote changed: store both */
+    raft_term term;
+    raft_id vote;
+    raft_index truncate_from; /* 0: none; else delete log entries with index >= this first */
+    uint32_t n_entries;       /* then append these (consecutive) */
+    const struct raft_entry *entries;
+    /* A snapshot received from the leader is complete: make the chunks written so far (see
+     * snapshot_chunk) the current snapshot, restore the state machine from it, and drop the log
+     * up to snapshot_index (entries after it are kept when they match snapshot_term). */
+    bool install_snapshot;
+    raft_index snapshot_index;
+    raft_term snapshot_term;
+    const struct raft_conf *snapshot_conf;
+};
+
+/* A chunk of an incoming snapshot to write into the pending snapshot file at offset (offset 0
+ * starts a new pending file, discarding any previous one). Not durable until install. */
+struct raft_snapshot_chunk {
+    bool present;
+    raft_index last_index;
+    uint64_t offset;
+    uint32_t len;
+    const void *data;
+};
+
+struct raft_read {
+    uint64_t read_id;
+    raft_index index; /* serve the read once the applied index >= index */
+    bool ok;          /* false: no leader could confirm it; the caller should retry */
+};
+
+struct raft_update {
+    struct raft_persist persist;
+    struct raft_snapshot_chunk snapshot_chunk;
+
+    uint32_t n_msgs;
+    const struct raft_msg *msgs;
+
+    /* Entries now committed and locally persisted, to apply in order (NOOP and CONF entries
+     * included; the state machine ignores them). Consecutive; the first follows the previous
+     * update's last. */
+    uint32_t n_committed;
+    const struct raft_entry *committed;
+
+    uint32_t n_reads;
+    const struct raft_read *reads;
+
+    /* For RAFT_EV_PROPOSE: where the first proposed entry went (the rest follow). A client
+     * waiting on (index, term) succeeded when an entry with that index AND term is applied, and
+     * lost when a different term shows up at that index. */
+    raft_index proposed_index;
+    raft_term proposed_term;
+
+    bool snapshot_wanted;   /* the log grew past config.snapshot_threshold since the last one */
+    bool role_changed;      /* role, term or leader changed in this step (for logging) */
+    raft_time next_timeout; /* call raft_step (RAFT_EV_TICK) no later than this */
+};
+
+/* ---- Configuration and construction ---- */
+
+struct raft_config {
+    raft_id id;
+    uint64_t seed;                  /* the only source of randomness */
+    uint32_t election_timeout_min;  /* ms; default 150 (paper §9.3) */
+    uint32_t election_timeout_max;  /* ms; default 300 */
+    uint32_t heartbeat_interval;    /* ms; default 50 */
+    uint32_t max_inflight_msgs;     /* appends in flight per follower; default 64 */
+    uint64_t max_inflight_bytes;    /* bytes in flight per follower; default 8 MiB */
+    uint32_t max_entries_per_msg;   /* default 1024 */
+    uint64_t max_bytes_per_msg;     /* default 1 MiB */
+    uint32_t max_entry_bytes;       /* largest proposal accepted; default 4 MiB */
+    uint32_t snapshot_chunk_bytes;  /* default 1 MiB */
+    uint64_t snapshot_threshold;    /* entries since the last snapshot; default 10000 */
+    uint64_t snapshot_trailing;     /* entries kept after a snapshot for slow followers;
+                                       default 1000 */
+    bool pre_vote;                  /* default true (thesis §9.6) */
+    bool check_quorum;              /* default true (thesis §6.2, leader steps down) */
+};
+
+/* Fills every field with its default; the caller then sets id and seed. */
+void raft_config_default(struct raft_config *c);
+
+/* What the node recovered from its disk. A new node passes term 0, vote 0, no snapshot, no
+ * entries and the initial configuration of the cluster in .conf. */
+struct raft_boot {
+    raft_term term;
+    raft_id vote;
+    raft_index snapshot_index; /* 0: no snapshot */
+    raft_term snapshot_term;
+    uint64_t snapshot_size;
+    struct raft_conf conf;     /* the snapshot's conf, or the initial one without snapshot */
+    uint32_t n_entries;        /* the persisted log after the snapshot (copied) */
+    const struct raft_entry *entries;
+    raft_index applied;        /* what the state machine already applied (>= snapshot_index);
+                                  entries up to it are not handed out again */
+};
+
+struct raft; /* opaque */
+
+/* Creates a node; starts as a follower (paper §5.2). Returns 0 or RAFT_E_NOMEM / RAFT_E_INVAL.
+ * *out is freed with raft_free. */
+int raft_new(const struct raft_config *config, const struct raft_boot *boot, raft_time now,
+             struct raft **out);
+void raft_free(struct raft *r);
+
+/* Processes one event. Fills *update (which the caller owns but whose pointers belong to r and
+ * live until the next raft_step/raft_free). Returns 0, or a negative raft_err for a refused
+ * event (the update is still valid and must still be handled). */
+int raft_step(struct raft *r, const struct raft_event *event, struct raft_update *update);
+
+/* ---- Inspection (for /status; no effect on state) ---- */
+
+struct raft_peer_status {
+    raft_id id;
+    bool voter;
+    raft_index match_index;
+    raft_index next_index;
+    raft_time last_contact; /* when the leader last heard from it; 0: never */
+    bool snapshotting;
+};
+
+struct raft_status {
+    raft_id id;
+    uint8_t role; /* enum raft_role */
+    raft_term term;
+    raft_id vote;
+    raft_id leader; /* 0: unknown */
+    raft_index commit_index;
+    raft_index applied_index; /* highest index handed out in update.committed */
+    raft_index last_index;
+    raft_index snapshot_index;
+    raft_index persisted_index;
+    bool removed; /* this node is no longer in the configuration */
+    struct raft_conf conf;
+    uint32_t n_peers; /* valid only on the leader */
+    struct raft_peer_status peers[RAFT_MAX_NODES];
+};
+
+void raft_get_status(const struct raft *r, struct raft_status *out);
+
+/* ---- Configuration encoding (the data of RAFT_ENTRY_CONF entries) ---- */
+
+/* Encodes conf into buf (capacity cap). Returns the encoded length, or 0 when cap is too small
+ * (raft_conf_encoded_max() is always enough). */
+size_t raft_conf_encode(const struct raft_conf *conf, void *buf, size_t cap);
+size_t raft_conf_encoded_max(void);
+/* Decodes; returns 0 or RAFT_E_INVAL for malformed input (never reads past len). */
+int raft_conf_decode(const void *buf, size_t len, struct raft_conf *out);
+
+/* Human name of a role ("FOLLOWER", "PRE_CANDIDATE", "CANDIDATE", "LEADER"). */
+const char *raft_role_name(int role);
+
+#endif
