@@ -119,9 +119,9 @@ size_t cm_resolver_count(struct cm_resolver *r);
 int cm_resolver_get(struct cm_resolver *r, size_t i, struct cm_endpoint *out);
 
 /* One-shot lookup of host (a name or an IP literal, no brackets) with r's DNS servers and
- * timeout; r's endpoints are neither used nor changed. Writes up to cap addresses with port set
- * into addrs and their number into *n_out. Returns 0, CM_E_INVAL (bad host, port 0, cap 0),
- * CM_E_RESOLVE, CM_E_TIMEOUT or CM_E_NOMEM. */
+ * timeout; r's endpoints are neither used nor changed. Writes at most min(cap,
+ * CM_RESOLVER_MAX_ADDRS) addresses with port set into addrs and their number into *n_out. Returns
+ * 0, CM_E_INVAL (bad host, port 0, cap 0), CM_E_RESOLVE, CM_E_TIMEOUT or CM_E_NOMEM. */
 int cm_resolver_lookup(struct cm_resolver *r, const char *host, uint16_t port,
                        struct cm_addr *addrs, size_t cap, size_t *n_out);
 
