@@ -17,15 +17,19 @@ struct cm_secret {
 
 /* Loads the secret from path: the file's contents with trailing whitespace (newlines) removed.
  * Errors: CM_E_NOENT (missing), CM_E_ACCES (unreadable), CM_E_INVAL (empty, longer than
- * CM_AUTH_MAX_SECRET, or containing bytes not printable ASCII), CM_E_IO. A file readable by
- * group or others is accepted with a warning in the log. */
+ * CM_AUTH_MAX_SECRET, containing bytes not printable ASCII, starting with a space, or not a
+ * regular file), CM_E_IO. A file readable by group or others is accepted with a warning in the
+ * log. On error *out is unchanged. Does not block on a FIFO. */
 int cm_secret_load(const char *path, struct cm_secret *out);
 
-/* Sets the secret from a string (same validation as the file contents). */
+/* Sets the secret from a string (same validation as the file contents, without trimming:
+ * 1..CM_AUTH_MAX_SECRET bytes of printable ASCII 0x20..0x7E, no space first or last, since
+ * HTTP strips those from a header value). Returns 0 or CM_E_INVAL, leaving *s unchanged. */
 int cm_secret_set(struct cm_secret *s, const char *value, size_t len);
 
 /* True when s has no secret configured or presented (len bytes, may be NULL when absent) equals
- * it. Runs in time independent of where the strings differ. */
+ * it. Runs in time independent of where the strings differ (it depends only on the configured
+ * secret's length). A NULL s rejects everything. */
 int cm_secret_check(const struct cm_secret *s, const char *presented, size_t len);
 
 #endif

@@ -7,7 +7,9 @@
 #include <stdint.h>
 
 /* Extends crc (start with 0) over len bytes of buf and returns the new value. Chaining gives
- * the CRC of the concatenation: cm_crc32c(cm_crc32c(0, a, n), b, m) == crc of a||b. */
+ * the CRC of the concatenation: cm_crc32c(cm_crc32c(0, a, n), b, m) == crc of a||b. Standard
+ * CRC32C (initial value and final xor ~0): cm_crc32c(0, "123456789", 9) == 0xE3069283.
+ * buf may be NULL when len is 0 (crc is returned unchanged). Thread-safe; any alignment. */
 uint32_t cm_crc32c(uint32_t crc, const void *buf, size_t len);
 
 /* The software version, always available; exposed for tests and benchmarks. */
