@@ -31,7 +31,8 @@ struct raft__batch {
 };
 
 /* A message that may go out only once what it acknowledges is durable (paper §5.1 "before
- * responding to RPCs"): persist seq need_seq and the log up to need_index. */
+ * responding to RPCs"): persist seq need_seq and the log up to need_index. Small (a message
+ * points to what it carries), so holding and releasing copies little. */
 struct raft__held {
     struct raft_msg msg;
     uint64_t need_seq;
@@ -152,6 +153,11 @@ struct raft {
     uint32_t n_batches, cap_batches;
     struct raft__held *held;
     uint32_t n_held, cap_held;
+    bool held_dirty; /* a persisted seq was reported since held messages were last checked */
+    /* The latest snapshot install handed out (raft.h, raft_persist.install_snapshot): until
+     * install_seq is reported persisted, no committed entry after install_index goes out. */
+    uint64_t install_seq;
+    raft_index install_index;
 
     struct raft__step st;
     struct raft__trash trash;

@@ -136,6 +136,8 @@ void raft__persist_truncated(struct raft *r, raft_index from)
 void raft__persist_installed(struct raft *r, raft_index index, bool keep_log)
 {
     r->st.install = true;
+    r->install_seq = r->st.seq;
+    r->install_index = index;
     if (!keep_log) {
         invalidate_from(r, index);
     }
@@ -150,6 +152,7 @@ int raft__persisted(struct raft *r, uint64_t seq)
         return 0;
     }
     r->persisted_seq = seq;
+    r->held_dirty = true;
     uint32_t k = 0;
     while (k < r->n_batches && r->batches[k].seq <= seq) {
         const struct raft__batch *b = &r->batches[k];
@@ -186,13 +189,19 @@ void raft__hold(struct raft *r, const struct raft_msg *m, uint64_t need_seq, raf
 
 void raft__held_release(struct raft *r)
 {
+    /* A message held back was not ready when it was held, and only a persisted seq reported
+     * since can make it ready (the durable index grows only with one). */
+    if (!r->held_dirty) {
+        return;
+    }
+    r->held_dirty = false;
     uint32_t k = 0;
     for (uint32_t i = 0; i < r->n_held; i++) {
-        struct raft__held *h = &r->held[i];
+        const struct raft__held *h = &r->held[i];
         if (ready(r, h->need_seq, h->need_index)) {
             raft__msg_push(r, &h->msg);
-        } else {
-            r->held[k++] = *h;
+        } else if (k++ != i) {
+            r->held[k - 1] = *h;
         }
     }
     r->n_held = k;

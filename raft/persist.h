@@ -23,7 +23,8 @@ int raft__persist_reserve(struct raft *r, uint64_t more);
 void raft__persist_appended(struct raft *r, raft_index index);
 /* The log was truncated from index from in this step. */
 void raft__persist_truncated(struct raft *r, raft_index from);
-/* A snapshot ending at index was installed in this step; keep_log: the log after it stays. */
+/* A snapshot ending at index was installed in this step; keep_log: the log after it stays.
+ * Until this step's batch is reported persisted no committed entry is handed out. */
 void raft__persist_installed(struct raft *r, raft_index index, bool keep_log);
 
 /* RAFT_EV_PERSISTED: every batch up to seq is durable. 0 or RAFT_E_INVAL. */
@@ -32,7 +33,8 @@ int raft__persisted(struct raft *r, uint64_t seq);
 /* Sends m once batch need_seq is durable and the log is durable up to need_index (now, if it
  * already is). A held message is dropped when the term changes. */
 void raft__hold(struct raft *r, const struct raft_msg *m, uint64_t need_seq, raft_index need_index);
-/* Moves the held messages whose conditions hold into this step's messages. */
+/* Moves the held messages whose conditions hold into this step's messages (a no-op unless a
+ * persisted seq was reported since the last call). */
 void raft__held_release(struct raft *r);
 /* Drops held messages of older terms (after a term change). */
 void raft__held_drop_stale(struct raft *r);

@@ -15,7 +15,9 @@
  *      leader's own disk write overlaps with replication, thesis §10.2.1). Batches must become
  *      durable in seq order;
  *   3. send update.msgs (each to msg.to; losing, duplicating or reordering them is safe);
- *   4. apply update.committed in order, then serve update.reads whose index <= applied;
+ *   4. apply update.committed in order, then serve update.reads whose index <= applied
+ *      (a snapshot received from the leader replaces the state machine at a precise point:
+ *      see raft_persist.install_snapshot);
  *   5. take a snapshot if update.snapshot_wanted, then deliver RAFT_EV_SNAPSHOT_TAKEN;
  *   6. call raft_step with a RAFT_EV_TICK no later than update.next_timeout.
  * Everything an update points to is owned by the core and stays valid only until the next call
@@ -54,9 +56,10 @@ enum raft_err {
      * term, have an unknown type, data NULL with len > 0, or a CONF entry that does not decode,
      * or prev_index 0 with a nonzero prev_term (or the reverse); a SNAPSHOT chunk that is out
      * of order, reaches past size, has done != (offset + len == size), data NULL with len > 0,
-     * or a malformed conf; a VOTE_RESP, APPEND_RESP, SNAPSHOT_RESP or READ_INDEX from a node
-     * that is neither in the configuration nor tracked by this leader (requests from leaders
-     * and candidates are taken from anyone: they may know a newer configuration). Events:
+     * or a conf that is NULL, malformed or without voters; a VOTE_RESP, APPEND_RESP,
+     * SNAPSHOT_RESP or READ_INDEX from a node that is neither in the configuration nor tracked
+     * by this leader (requests from leaders and candidates are taken from anyone: they may
+     * know a newer configuration). Events:
      * unknown type, time going backwards, a PERSISTED seq never handed out, a snapshot that is
      * not newer than the last or beyond the applied index or of the wrong term, an empty or
      * CONF proposal, a bad conf change (see raft_conf_op) or transfer target. */
@@ -180,24 +183,30 @@ struct raft_msg_append_resp {
 struct raft_msg_snapshot {
     raft_index last_index; /* the snapshot replaces the log up to and including this entry */
     raft_term last_term;
-    struct raft_conf conf; /* the configuration as of last_index */
-    uint64_t size;         /* total snapshot size in bytes */
-    uint64_t offset;       /* this chunk's position in the snapshot */
-    uint32_t len;          /* this chunk's length (at most config.snapshot_chunk_bytes) */
-    const void *data;      /* NULL in an update: the driver fills the chunk from its snapshot
-                              whose last index is last_index, [offset, offset+len), before
-                              sending, and drops the message if it no longer has that snapshot
-                              (the leader then restarts with its current one); set on receive */
-    bool done;             /* the last chunk (offset + len == size) */
+    /* The configuration as of last_index, on every chunk; never NULL. In an update it belongs
+     * to the core like every pointer of an update (a driver that keeps the message copies it);
+     * in a received message it belongs to the caller, and the core copies what it keeps. */
+    const struct raft_conf *conf;
+    uint64_t size;    /* total snapshot size in bytes */
+    uint64_t offset;  /* this chunk's position in the snapshot */
+    uint32_t len;     /* this chunk's length (at most config.snapshot_chunk_bytes) */
+    const void *data; /* NULL in an update: the driver fills the chunk from its snapshot
+                         whose last index is last_index, [offset, offset+len), before
+                         sending, and drops the message if it no longer has that snapshot
+                         (the leader then restarts with its current one); set on receive */
+    bool done;        /* the last chunk (offset + len == size) */
 };
 
 /* Answers every chunk. next_offset acknowledges everything before it (a resume point after a
- * lost or out-of-order chunk). done is sent only once the installed snapshot is durable (and
- * at once when the receiver's commit index already covers last_index). */
+ * lost or out-of-order chunk). done tells the leader that the receiver holds everything up to
+ * last_index durably, so that its match index may become last_index: it is sent once the
+ * batch that installs the snapshot is reported persisted (RAFT_EV_PERSISTED), or, when the
+ * receiver had already committed last_index, once its log is durable up to last_index and no
+ * install of its is waiting for persistence. */
 struct raft_msg_snapshot_resp {
     raft_index last_index; /* the snapshot this answers */
     uint64_t next_offset;  /* the offset the receiver expects next (resume point) */
-    bool done;             /* the snapshot is installed and persisted */
+    bool done;             /* the receiver holds last_index durably (see above) */
     bool rejected;         /* the receiver wants the snapshot from the start */
 };
 
@@ -318,11 +327,18 @@ struct raft_persist {
     uint32_t n_entries;       /* then append these (consecutive) */
     const struct raft_entry *entries;
     /* A snapshot received from the leader is complete: make the chunks written so far (see
-     * snapshot_chunk) the current snapshot, restore the state machine from it, and drop the log
-     * up to snapshot_index (entries after it are kept when the log has an entry at
-     * snapshot_index with snapshot_term, else the whole log is dropped). The applied index
-     * becomes snapshot_index; later committed entries are handed out only after this batch is
-     * reported persisted. */
+     * snapshot_chunk) the current snapshot and drop the log up to snapshot_index (entries after
+     * it are kept when the log has an entry at snapshot_index with snapshot_term, else the
+     * whole log is dropped), all in this batch.
+     * The state machine: when this batch is durable, and BEFORE calling raft_step with the
+     * RAFT_EV_PERSISTED event whose seq covers this batch's seq, restore the state machine from
+     * the snapshot now on disk (the latest one installed, when several installs are covered);
+     * its applied index becomes snapshot_index. From this update until that event is stepped,
+     * update.committed stays empty whatever the commit index; the entries handed out after it
+     * start at snapshot_index + 1. So a driver that restores on that report and applies
+     * update.committed as usual never applies an entry to the state the snapshot replaces, nor
+     * one the snapshot already contains. A crash before the report leaves the previous snapshot
+     * and log in effect on restart. */
     bool install_snapshot;
     raft_index snapshot_index;
     raft_term snapshot_term;
@@ -355,7 +371,8 @@ struct raft_update {
 
     /* Entries now committed and locally persisted, to apply in order (NOOP and CONF entries
      * included; the state machine ignores them). Consecutive; the first follows the previous
-     * update's last (or boot.applied, or an installed snapshot). Each entry exactly once. */
+     * update's last (or boot.applied, or an installed snapshot's last index). Each entry exactly
+     * once. Empty while a snapshot install waits for persistence (raft_persist). */
     uint32_t n_committed;
     const struct raft_entry *committed;
 
@@ -406,8 +423,13 @@ struct raft_config {
 void raft_config_default(struct raft_config *c);
 
 /* What the node recovered from its disk. A new node passes term 0, vote 0, no snapshot, no
- * entries and the initial configuration of the cluster in .conf (a node about to be added
- * may pass the current configuration without itself: it then only follows). */
+ * entries and the initial configuration of the cluster in .conf. A node joining a running
+ * cluster passes the current members as voters and itself as a non-voter (or a configuration
+ * without itself, or an empty one): it never campaigns, follows the leader that replicates to
+ * it (appends or a snapshot) and, like every node, uses the latest configuration in its log
+ * (thesis §4.1), so it campaigns and counts itself only once a configuration in its log
+ * makes it a voter (the leader's PROMOTE entry reaching it).
+ * While a non-empty configuration leaves it out it is "removed" (RAFT_E_SHUTDOWN). */
 struct raft_boot {
     raft_term term;
     raft_id vote;
@@ -454,7 +476,9 @@ struct raft_status {
     raft_id vote;
     raft_id leader; /* 0: unknown */
     raft_index commit_index;
-    raft_index applied_index; /* highest index handed out in update.committed */
+    raft_index applied_index; /* highest index handed out in update.committed, or the last
+                                 index of the latest snapshot installed (even before the
+                                 install is reported persisted) */
     raft_index last_index;
     raft_index snapshot_index;
     raft_index persisted_index; /* the log is durable (and matches memory) up to here */

@@ -27,7 +27,7 @@ static void send_chunk(struct raft *r, struct raft__progress *pr, uint64_t offse
     struct raft_msg_snapshot *s = &m->u.snapshot;
     s->last_index = pr->snap_index;
     s->last_term = pr->snap_term;
-    s->conf = r->snap_conf;
+    s->conf = &r->snap_conf; /* a leader only sends its latest snapshot (see snapshot_taken) */
     s->size = pr->snap_size;
     s->offset = offset;
     s->len = len;
@@ -129,8 +129,9 @@ static void snapshot_reply(struct raft *r, const struct raft_msg *m, uint64_t ne
     resp.u.snapshot_resp.done = done;
     resp.u.snapshot_resp.rejected = rejected;
     if (done) {
-        /* Done promises the snapshot survives a crash. */
-        raft__hold(r, &resp, 0, m->u.snapshot.last_index);
+        /* Done promises that last_index survives a crash: the log is durable up to it and no
+         * install (this one or an earlier one) is still waiting for persistence. */
+        raft__hold(r, &resp, r->install_seq, m->u.snapshot.last_index);
     } else {
         raft__msg_push(r, &resp);
     }
@@ -151,10 +152,10 @@ static void install(struct raft *r, const struct raft_msg_snapshot *s)
     r->snap_index = s->last_index;
     r->snap_term = s->last_term;
     r->snap_size = s->size;
-    r->snap_conf = s->conf;
+    r->snap_conf = *s->conf;
     r->snap_asked_at = 0;
     raft__persist_installed(r, s->last_index, keep);
-    raft__conf_installed(r, s->last_index, &s->conf, keep);
+    raft__conf_installed(r, s->last_index, &r->snap_conf, keep);
     if (r->commit < s->last_index) {
         r->commit = s->last_index;
     }

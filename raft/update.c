@@ -155,8 +155,13 @@ void raft__step_end(struct raft *r, struct raft_update *u)
     memset(u, 0, sizeof *u);
     raft__persist_end(r, &u->persist);
 
-    /* Committed and locally persisted entries, each handed out once, in order. */
+    /* Committed and locally persisted entries, each handed out once, in order; none after a
+     * snapshot whose install is not yet reported persisted (the driver restores its state
+     * machine from the snapshot on that report, raft.h). */
     raft_index hi = r->commit < r->persisted ? r->commit : r->persisted;
+    if (r->install_seq > r->persisted_seq && hi > r->install_index) {
+        hi = r->install_index;
+    }
     uint32_t committed_off = st->n_ents;
     if (hi > r->applied && hi - r->applied <= UINT32_MAX - st->n_ents &&
         raft__grow((void **)&st->ents, &st->cap_ents, st->n_ents + (uint32_t)(hi - r->applied),

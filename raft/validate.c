@@ -49,7 +49,7 @@ static int check_snapshot(const struct raft_msg *m)
     if (m->term == 0 || s->last_index == 0 || s->last_index >= LIMIT || s->last_term == 0 ||
         s->last_term > m->term || s->offset > s->size || s->len > s->size - s->offset ||
         (s->len > 0 && s->data == NULL) || s->done != (s->offset + s->len == s->size) ||
-        raft__conf_check(&s->conf) != 0 || raft__conf_voters(&s->conf) == 0) {
+        s->conf == NULL || raft__conf_check(s->conf) != 0 || raft__conf_voters(s->conf) == 0) {
         return RAFT_E_INVAL;
     }
     return 0;

@@ -429,7 +429,7 @@ static void node_boot(struct sim *s, struct sim_node *n)
     boot.snapshot_index = d->snap.index;
     boot.snapshot_term = d->snap.term;
     boot.snapshot_size = d->snap.size;
-    boot.conf = d->snap.index > 0 ? d->snap.conf : s->initial_conf;
+    boot.conf = d->snap.index > 0 ? d->snap.conf : n->boot_conf;
     struct raft_entry *entries = calloc(d->n_log + 1, sizeof(*entries));
     if (entries == NULL) {
         sim_fail(s, "out of memory (boot)");
@@ -467,6 +467,8 @@ static void node_boot(struct sim *s, struct sim_node *n)
             sim_fail(s, "out of memory (mlog)");
     }
     n->last_persist_seq = 0;
+    n->install_seq = 0;
+    n->install_index = 0;
     n->last_commit = 0;
 
     struct raft_config cfg = s->o.raft;
@@ -490,11 +492,12 @@ static void node_boot(struct sim *s, struct sim_node *n)
               n->id, d->term, d->vote, d->snap.index, d->snap.term, d->n_log);
 }
 
-static void node_start_fresh(struct sim *s, raft_id id)
+static void node_start_fresh(struct sim *s, raft_id id, const struct raft_conf *conf)
 {
     struct sim_node *n = &s->nodes[id];
     n->id = id;
     n->incarnation = 0;
+    n->boot_conf = *conf;
     node_boot(s, n);
 }
 
@@ -574,6 +577,11 @@ static struct sim_msg *msg_copy(struct sim *s, struct sim_node *n, const struct 
                      ms->last_index);
             return NULL;
         }
+        if (ms->conf == NULL) {
+            sim_fail(s, "n%" PRIu64 " sends snapshot %" PRIu64 " without its configuration", n->id,
+                     ms->last_index);
+            return NULL;
+        }
         if (ms->size != sn->size || ms->offset > sn->size || ms->len > sn->size - ms->offset ||
             sn->term != ms->last_term) {
             sim_fail(s,
@@ -607,6 +615,9 @@ static struct sim_msg *msg_copy(struct sim *s, struct sim_node *n, const struct 
         if (m->u.snapshot.len > 0)
             memcpy(p, sn->data + m->u.snapshot.offset, m->u.snapshot.len);
         c->m.u.snapshot.data = p;
+        /* The core's conf lives until its next step: the message in flight keeps a copy. */
+        c->conf = *m->u.snapshot.conf;
+        c->m.u.snapshot.conf = &c->conf;
     }
     return c;
 }
@@ -768,7 +779,9 @@ static void write_chunk(struct sim *s, struct sim_node *n, const struct raft_sna
         d->recv_len = end;
 }
 
-/* Installs the received snapshot in the state machine (the persist of install_snapshot). */
+/* A batch installs the received snapshot: the chunks written so far become the snapshot this
+ * batch makes durable. The state machine is restored only when the batch is reported persisted
+ * (restore_installed), as a real driver must do (raft.h). */
 static void install_snapshot(struct sim *s, struct sim_node *n, const struct raft_persist *p,
                              struct sim_batch *b)
 {
@@ -800,25 +813,53 @@ static void install_snapshot(struct sim *s, struct sim_node *n, const struct raf
         return;
     }
     memcpy(b->snap->data, d->recv, d->recv_len);
+    if (s->o.checks)
+        check_snapshot_bytes(s, b->snap->index, b->snap->data, b->snap->size);
+    /* The core now holds this snapshot (and may send it on, should it lead). */
+    snap_copy(&n->snap, b->snap);
+    mlog_install(&n->mlog, p->snapshot_index, p->snapshot_term);
+    n->install_seq = p->seq;
+    n->install_index = p->snapshot_index;
+    sim_trace(s,
+              "n%" PRIu64 " installs snapshot %" PRIu64 "/%" PRIu64 " (%" PRIu64
+              " bytes), persist seq %" PRIu64,
+              n->id, p->snapshot_index, p->snapshot_term, b->snap->size, p->seq);
+}
+
+/* The batch installing a snapshot is durable: the state machine becomes the snapshot on disk,
+ * before the RAFT_EV_PERSISTED that reports it is stepped. */
+static void restore_installed(struct sim *s, struct sim_node *n)
+{
+    const struct sim_snapshot *sn = &n->disk.snap;
     uint64_t idx, term;
-    if (kv_restore(&n->kv, b->snap->data, b->snap->size, &idx, &term) != 0 ||
-        idx != p->snapshot_index || term != p->snapshot_term) {
+    if (sn->index != n->install_index) {
+        sim_fail(s,
+                 "n%" PRIu64 ": the install of snapshot %" PRIu64
+                 " is durable but the disk holds %" PRIu64,
+                 n->id, n->install_index, sn->index);
+        return;
+    }
+    if (sn->index < n->applied) {
+        sim_fail(s, "n%" PRIu64 ": installs snapshot %" PRIu64 " behind its applied index %" PRIu64,
+                 n->id, sn->index, n->applied);
+        return;
+    }
+    if (kv_restore(&n->kv, sn->data, sn->size, &idx, &term) != 0 || idx != sn->index ||
+        term != sn->term) {
         sim_fail(s,
                  "n%" PRIu64 ": the received snapshot %" PRIu64 "/%" PRIu64 " (%" PRIu64
                  " bytes) does not restore to that index",
-                 n->id, p->snapshot_index, p->snapshot_term, b->snap->size);
+                 n->id, sn->index, sn->term, sn->size);
         return;
     }
-    if (s->o.checks)
-        check_snapshot_bytes(s, b->snap->index, b->snap->data, b->snap->size);
-    n->applied = p->snapshot_index;
-    n->applied_term = p->snapshot_term;
-    n->conf = *p->snapshot_conf;
-    snap_copy(&n->snap, b->snap);
-    mlog_install(&n->mlog, p->snapshot_index, p->snapshot_term);
+    n->applied = sn->index;
+    n->applied_term = sn->term;
+    n->conf = sn->conf;
+    n->install_seq = 0;
+    n->install_index = 0;
     s->n_snapshots_installed++;
-    sim_trace(s, "n%" PRIu64 " installs snapshot %" PRIu64 "/%" PRIu64 " (%" PRIu64 " bytes)",
-              n->id, p->snapshot_index, p->snapshot_term, b->snap->size);
+    sim_trace(s, "n%" PRIu64 " restores its state machine from snapshot %" PRIu64 "/%" PRIu64,
+              n->id, sn->index, sn->term);
     client_on_install(s, n);
 }
 
@@ -887,6 +928,15 @@ static void queue_persist(struct sim *s, struct sim_node *n, const struct raft_p
 
 static void apply_entry(struct sim *s, struct sim_node *n, const struct raft_entry *e)
 {
+    if (n->install_seq != 0) {
+        /* raft.h: nothing after a snapshot goes out before its install is reported durable. */
+        sim_fail(s,
+                 "n%" PRIu64 ": hands out committed entry %" PRIu64
+                 " before the install of snapshot %" PRIu64 " (persist seq %" PRIu64
+                 ") is reported persisted",
+                 n->id, e->index, n->install_index, n->install_seq);
+        return;
+    }
     if (e->index != n->applied + 1) {
         sim_fail(s, "n%" PRIu64 ": hands out committed entry %" PRIu64 " after %" PRIu64, n->id,
                  e->index, n->applied);
@@ -977,10 +1027,11 @@ static void handle_update(struct sim *s, struct sim_node *n, const struct raft_u
     /* 4. apply, then serve reads */
     for (uint32_t i = 0; i < u->n_committed && !s->failed; i++)
         apply_entry(s, n, &u->committed[i]);
-    if (s->o.checks && n->st.applied_index != n->applied)
+    raft_index applied = n->install_seq != 0 ? n->install_index : n->applied;
+    if (s->o.checks && n->st.applied_index != applied)
         sim_fail(s,
                  "n%" PRIu64 ": status says applied %" PRIu64 " but it handed out up to %" PRIu64,
-                 n->id, n->st.applied_index, n->applied);
+                 n->id, n->st.applied_index, applied);
     for (uint32_t i = 0; i < u->n_reads; i++)
         client_on_read(s, n, &u->reads[i]);
     client_serve(s, n);
@@ -1054,6 +1105,8 @@ static void on_disk(struct sim *s, struct sim_node *n, uint64_t bid)
     }
     uint64_t seq = b->seq;
     batch_free(b);
+    if (n->install_seq != 0 && seq >= n->install_seq)
+        restore_installed(s, n);
     struct raft_event ev = {.type = RAFT_EV_PERSISTED};
     ev.u.persisted.seq = seq;
     sim_node_step(s, n, &ev, NULL);
@@ -1254,8 +1307,21 @@ int sim_conf_change(struct sim *s, raft_id leader, uint8_t op, raft_id id)
     int rc = sim_node_step(s, n, &ev, NULL);
     static const char *ops[] = {"?", "add", "promote", "remove"};
     sim_trace(s, "conf change on n%" PRIu64 ": %s n%" PRIu64 ": %d", leader, ops[op & 3], id, rc);
-    if (rc == 0 && op == RAFT_CONF_ADD && s->nodes[id].state == SIM_ABSENT)
-        node_start_fresh(s, id);
+    if (rc == 0 && op == RAFT_CONF_ADD && s->nodes[id].state == SIM_ABSENT) {
+        /* A node added to a running cluster boots with the cluster's first configuration
+         * (without itself), or as master/master.c boots a master started with --join: the
+         * committed members as voters and itself as a non-voter without an address. */
+        struct raft_conf boot = s->initial_conf;
+        if (sim_chance(s, 500) && s->conf.n < RAFT_MAX_NODES) {
+            boot = s->conf;
+            for (uint32_t i = 0; i < boot.n; i++)
+                boot.nodes[i].voter = true;
+            memset(&boot.nodes[boot.n], 0, sizeof(boot.nodes[0]));
+            boot.nodes[boot.n++].id = id;
+            sim_trace(s, "n%" PRIu64 " joins as a non-voter of the %u members", id, s->conf.n);
+        }
+        node_start_fresh(s, id, &boot);
+    }
     return rc;
 }
 
@@ -1310,7 +1376,7 @@ struct sim *sim_new(const struct sim_opts *o)
     sim_trace(s, "cluster of %d nodes, seed %" PRIu64, o->n_nodes, o->seed);
     for (int i = 0; i < o->n_nodes; i++) {
         s->nodes[i + 1].was_member = true;
-        node_start_fresh(s, (raft_id)i + 1);
+        node_start_fresh(s, (raft_id)i + 1, &s->initial_conf);
     }
     return s;
 }

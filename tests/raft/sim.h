@@ -93,8 +93,9 @@ enum sim_node_state {
 
 struct sim_node {
     raft_id id;
-    uint8_t state;        /* enum sim_node_state */
-    uint32_t incarnation; /* bumped by each crash: events of older ones are void */
+    uint8_t state;              /* enum sim_node_state */
+    uint32_t incarnation;       /* bumped by each crash: events of older ones are void */
+    struct raft_conf boot_conf; /* what it boots with while its disk holds no snapshot */
     struct raft *r;
     raft_time next_tick;
     struct sim_disk disk;
@@ -102,13 +103,18 @@ struct sim_node {
     struct sim_snapshot snap;      /* the latest snapshot the core knows of (sent to followers) */
     struct sim_snapshot snap_next; /* taken, not yet reported with RAFT_EV_SNAPSHOT_TAKEN */
     struct kv kv;
-    raft_index applied; /* the state machine's: the last index handed out, or installed */
+    raft_index applied; /* the state machine's: the last index handed out, or restored */
     raft_term applied_term;
     struct raft_conf conf; /* the configuration as of applied */
     bool snap_busy;        /* a snapshot is being written (snap_next) */
     bool was_member;       /* seen in a committed configuration */
     bool new_leader;       /* became leader in this step: check Leader Completeness */
     uint64_t last_persist_seq;
+    /* The latest persist batch that installs a snapshot, until it is reported persisted: then,
+     * before that RAFT_EV_PERSISTED is stepped, the state machine is restored from the
+     * snapshot on disk (raft.h). 0: none pending. */
+    uint64_t install_seq;
+    raft_index install_index;
     raft_index last_commit;
     struct raft_status st; /* after the last step */
     bool removed_traced;
@@ -118,6 +124,7 @@ struct sim_node {
 /* An in-flight message: the core's message, deep-copied. */
 struct sim_msg {
     struct raft_msg m;
+    struct raft_conf conf; /* a SNAPSHOT's configuration (m.u.snapshot.conf points here) */
     /* entries and data live in the same allocation, after this struct */
 };
 

@@ -263,8 +263,18 @@ void check_msg_out(struct sim *s, struct sim_node *n, const struct raft_msg *m)
         break;
     }
     case RAFT_MSG_SNAPSHOT_RESP:
-        /* "done: the snapshot is installed and persisted": durable as a snapshot, or as log
-         * entries the snapshot kept (its last entry matched). */
+        /* raft.h: done only once the batch installing that snapshot is reported persisted. */
+        for (const struct sim_batch *b = d->pending; b != NULL && m->u.snapshot_resp.done;
+             b = b->next) {
+            if (b->install && b->snap != NULL && b->snap->index == m->u.snapshot_resp.last_index)
+                sim_fail(s,
+                         "n%" PRIu64 " reports snapshot %" PRIu64
+                         " done before the batch installing it (seq %" PRIu64
+                         ") is reported persisted",
+                         n->id, m->u.snapshot_resp.last_index, b->seq);
+        }
+        /* "done: the receiver holds last_index durably": as a snapshot, or as log entries the
+         * snapshot kept (its last entry matched). */
         if (m->u.snapshot_resp.done && d->snap.index < m->u.snapshot_resp.last_index &&
             !disk_has(d, m->u.snapshot_resp.last_index,
                       mlog_term(&n->mlog, m->u.snapshot_resp.last_index)))

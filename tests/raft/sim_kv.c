@@ -1,6 +1,7 @@
 /* The simulated cluster's key-value state machine and its command and snapshot encodings. */
 #include "tests/raft/sim_kv.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,7 @@ void kv_close(struct kv *kv)
 static int value_set(struct kv_value *v, const char *a, uint32_t la, const char *b, uint32_t lb)
 {
     uint32_t n = la + lb;
+    bool in_place = a == v->bytes; /* appending to the value itself: its bytes stay put */
     if (n > v->cap) {
         uint32_t cap = v->cap ? v->cap : 32;
         while (cap < n)
@@ -99,12 +101,10 @@ static int value_set(struct kv_value *v, const char *a, uint32_t la, const char 
         char *p = realloc(v->bytes, cap);
         if (p == NULL)
             return -1;
-        if (a == v->bytes)
-            a = p;
         v->bytes = p;
         v->cap = cap;
     }
-    if (la > 0 && a != v->bytes)
+    if (la > 0 && !in_place)
         memmove(v->bytes, a, la);
     if (lb > 0)
         memcpy(v->bytes + la, b, lb);

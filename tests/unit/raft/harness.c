@@ -103,7 +103,7 @@ uint64_t h_hash_update(uint64_t h, int rv, const struct raft_update *u)
         case RAFT_MSG_SNAPSHOT:
             FNV_U(h, m->u.snapshot.last_index);
             FNV_U(h, m->u.snapshot.last_term);
-            h = hash_conf(h, &m->u.snapshot.conf);
+            h = hash_conf(h, m->u.snapshot.conf);
             FNV_U(h, m->u.snapshot.size);
             FNV_U(h, m->u.snapshot.offset);
             FNV_U(h, m->u.snapshot.len);
@@ -242,7 +242,7 @@ static void disk_write(struct h_node *nd, const struct raft_persist *p,
         nd->snap_term = p->snapshot_term;
         nd->snap_conf = *conf;
         nd->installs++;
-        sm_restore(nd);
+        nd->install_seq = p->seq;
     }
     if (p->truncate_from != 0) {
         disk_truncate(nd, p->truncate_from);
@@ -254,6 +254,9 @@ static void disk_write(struct h_node *nd, const struct raft_persist *p,
 
 static void apply(struct h_node *nd, const struct raft_entry *e)
 {
+    cr_assert_eq(nd->install_seq, 0,
+                 "node %lu hands out entry %lu before its snapshot install (seq %lu) is reported",
+                 (unsigned long)nd->id, (unsigned long)e->index, (unsigned long)nd->install_seq);
     cr_assert_eq(e->index, nd->applied + 1, "node %lu applies %lu after %lu", (unsigned long)nd->id,
                  (unsigned long)e->index, (unsigned long)nd->applied);
     if (e->type == RAFT_ENTRY_NORMAL) {
@@ -305,6 +308,7 @@ static void item_free(struct h_qitem *it)
 {
     free(it->ents);
     free(it->data);
+    free(it->conf);
 }
 
 static struct h_qitem q_take(struct h_cluster *c, uint32_t i)
@@ -377,6 +381,9 @@ static void enqueue_msg(struct h_cluster *c, struct h_node *from, const struct r
         }
         it.data = xdup(from->snap + s->offset, s->len);
         it.m.u.snapshot.data = it.data;
+        cr_assert_not_null(s->conf);
+        it.conf = xdup(s->conf, sizeof *s->conf);
+        it.m.u.snapshot.conf = it.conf;
     }
     if (m->to == 0 || m->to >= H_MAX) {
         item_free(&it);
@@ -537,6 +544,19 @@ int h_receive(struct h_cluster *c, raft_id id, const struct raft_msg *m)
     return h_step(c, id, &ev);
 }
 
+int h_persisted(struct h_cluster *c, raft_id id, uint64_t seq)
+{
+    struct h_node *nd = node(c, id);
+    if (nd->install_seq != 0 && seq >= nd->install_seq) {
+        /* The driver contract (raft.h): restore from the installed snapshot, then step. */
+        sm_restore(nd);
+        nd->install_seq = 0;
+    }
+    struct raft_event ev = {.type = RAFT_EV_PERSISTED};
+    ev.u.persisted.seq = seq;
+    return h_step(c, id, &ev);
+}
+
 static void deliver_item(struct h_cluster *c, struct h_qitem *it)
 {
     struct h_node *nd = &c->nodes[it->node];
@@ -544,9 +564,7 @@ static void deliver_item(struct h_cluster *c, struct h_qitem *it)
         return;
     }
     if (it->persisted) {
-        struct raft_event ev = {.type = RAFT_EV_PERSISTED};
-        ev.u.persisted.seq = it->seq;
-        h_step(c, it->node, &ev);
+        h_persisted(c, it->node, it->seq);
         return;
     }
     if (c->cut[it->m.from < H_MAX ? it->m.from : 0][it->node]) {
@@ -665,9 +683,7 @@ void h_flush(struct h_cluster *c, raft_id id)
         batch_free(&nd->held[i]);
     }
     nd->n_held = 0;
-    struct raft_event ev = {.type = RAFT_EV_PERSISTED};
-    ev.u.persisted.seq = seq;
-    h_step(c, id, &ev);
+    h_persisted(c, id, seq);
 }
 
 int h_snapshot(struct h_cluster *c, raft_id id)
@@ -711,6 +727,7 @@ static void boot(struct h_cluster *c, struct h_node *nd)
     b.entries = nd->log;
     b.applied = nd->snap_index;
     sm_restore(nd);
+    nd->install_seq = 0;
     int rv = raft_new(&nd->cfg, &b, c->now, &nd->r);
     cr_assert_eq(rv, 0, "raft_new: %d", rv);
     nd->up = true;
@@ -798,6 +815,27 @@ void h_restart(struct h_cluster *c, raft_id id)
     nd->applied_terms = NULL;
     nd->cap_applied = 0;
     boot(c, nd);
+}
+
+void h_boot_fresh(struct h_cluster *c, raft_id id, const struct raft_conf *conf)
+{
+    struct h_node *nd = node(c, id);
+    if (nd->up) {
+        h_crash(c, id);
+    }
+    disk_truncate(nd, 0);
+    free(nd->snap);
+    nd->snap = NULL;
+    nd->snap_size = 0;
+    nd->snap_index = 0;
+    nd->snap_term = 0;
+    memset(&nd->snap_conf, 0, sizeof nd->snap_conf);
+    nd->term = 0;
+    nd->vote = 0;
+    nd->installs = 0;
+    nd->chunks_written = 0;
+    nd->boot_conf = *conf;
+    h_restart(c, id);
 }
 
 void h_free(struct h_cluster *c)

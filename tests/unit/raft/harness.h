@@ -41,6 +41,10 @@ struct h_node {
     uint64_t pending_size;
     raft_index pending_index;
     struct raft_conf boot_conf;
+    /* The seq of the last persist batch that installed a snapshot, until it is reported: the
+     * state machine is restored from the snapshot on disk just before that RAFT_EV_PERSISTED
+     * is stepped (raft.h), and applying a committed entry meanwhile fails the test. */
+    uint64_t install_seq;
 
     /* held persistence */
     bool hold_persist;
@@ -74,6 +78,7 @@ struct h_qitem {
     struct raft_msg m;
     struct raft_entry *ents;
     uint8_t *data;
+    struct raft_conf *conf; /* a SNAPSHOT's configuration (m points to it) */
 };
 
 /* Returns false to drop the message; may also edit the harness's copy (e.g. cut entries off the
@@ -113,6 +118,8 @@ int h_read(struct h_cluster *c, raft_id id, uint64_t read_id);
 int h_conf_change(struct h_cluster *c, raft_id id, uint8_t op, raft_id target);
 int h_transfer(struct h_cluster *c, raft_id id, raft_id target);
 int h_receive(struct h_cluster *c, raft_id id, const struct raft_msg *m);
+/* Reports persist batches up to seq durable (restoring an installed snapshot first). */
+int h_persisted(struct h_cluster *c, raft_id id, uint64_t seq);
 
 /* Delivers queued messages and persist notifications until none are left (or max). */
 void h_deliver(struct h_cluster *c);
@@ -138,6 +145,9 @@ void h_flush(struct h_cluster *c, raft_id id);
 /* Crash: the node loses its unpersisted batches and everything in memory. */
 void h_crash(struct h_cluster *c, raft_id id);
 void h_restart(struct h_cluster *c, raft_id id);
+/* Wipes node id's disk and state machine and boots it anew with boot configuration conf (a
+ * node that joins a running cluster). */
+void h_boot_fresh(struct h_cluster *c, raft_id id, const struct raft_conf *conf);
 
 /* Takes a snapshot of node id's applied state now. */
 int h_snapshot(struct h_cluster *c, raft_id id);

@@ -187,6 +187,8 @@ Test(malformed, bad_votes_and_snapshots, .init = setup, .fini = teardown)
     refused(&m);
 
     uint8_t data[10] = {0};
+    struct raft_conf conf;
+    memset(&conf, 0, sizeof conf);
     memset(&m, 0, sizeof m);
     m.type = RAFT_MSG_SNAPSHOT;
     m.from = L;
@@ -194,9 +196,10 @@ Test(malformed, bad_votes_and_snapshots, .init = setup, .fini = teardown)
     m.term = h_status(&c, L).term;
     m.u.snapshot.last_index = 40;
     m.u.snapshot.last_term = m.term;
-    m.u.snapshot.conf.n = 1;
-    m.u.snapshot.conf.nodes[0].id = L;
-    m.u.snapshot.conf.nodes[0].voter = true;
+    conf.n = 1;
+    conf.nodes[0].id = L;
+    conf.nodes[0].voter = true;
+    m.u.snapshot.conf = &conf;
     m.u.snapshot.size = 10;
     m.u.snapshot.len = 11; /* past the end */
     m.u.snapshot.data = data;
@@ -208,13 +211,19 @@ Test(malformed, bad_votes_and_snapshots, .init = setup, .fini = teardown)
     m.u.snapshot.data = NULL;
     refused(&m);
     m.u.snapshot.data = data;
-    m.u.snapshot.conf.n = 2; /* duplicate ids */
-    m.u.snapshot.conf.nodes[1] = m.u.snapshot.conf.nodes[0];
+    m.u.snapshot.conf = NULL; /* every chunk carries the configuration */
     refused(&m);
-    m.u.snapshot.conf.n = 17;
+    m.u.snapshot.conf = &conf;
+    conf.nodes[0].voter = false; /* nobody could ever lead it */
     refused(&m);
-    m.u.snapshot.conf.n = 1;
-    memset(m.u.snapshot.conf.nodes[0].addr, 'a', RAFT_ADDR_MAX); /* no NUL */
+    conf.nodes[0].voter = true;
+    conf.n = 2; /* duplicate ids */
+    conf.nodes[1] = conf.nodes[0];
+    refused(&m);
+    conf.n = 17;
+    refused(&m);
+    conf.n = 1;
+    memset(conf.nodes[0].addr, 'a', RAFT_ADDR_MAX); /* no NUL */
     refused(&m);
 }
 
@@ -258,6 +267,7 @@ static uint64_t small(uint64_t n)
 Test(malformed, random_messages_never_crash, .init = setup, .fini = teardown)
 {
     struct raft_entry ents[8];
+    struct raft_conf conf;
     uint8_t bytes[64];
     for (int i = 0; i < 64; i++) {
         bytes[i] = (uint8_t)next();
@@ -285,8 +295,12 @@ Test(malformed, random_messages_never_crash, .init = setup, .fini = teardown)
             break;
         case RAFT_MSG_SNAPSHOT:
             m.u.snapshot.done = small(2);
+            raw = (uint8_t *)&conf;
+            for (size_t i = 0; i < sizeof conf; i++) {
+                raw[i] = (uint8_t)next();
+            }
             for (int i = 0; i < RAFT_MAX_NODES; i++) {
-                m.u.snapshot.conf.nodes[i].voter = small(2);
+                conf.nodes[i].voter = small(2);
             }
             break;
         case RAFT_MSG_SNAPSHOT_RESP:
@@ -328,11 +342,12 @@ Test(malformed, random_messages_never_crash, .init = setup, .fini = teardown)
             m.u.snapshot.len = (uint32_t)small(64);
             m.u.snapshot.last_index = small(30);
             m.u.snapshot.last_term = small(8);
-            m.u.snapshot.conf.n = (uint32_t)small(4);
+            conf.n = (uint32_t)small(4);
             for (uint32_t i = 0; i < 4; i++) {
-                m.u.snapshot.conf.nodes[i].addr[small(RAFT_ADDR_MAX)] = 0;
-                m.u.snapshot.conf.nodes[i].id = small(5);
+                conf.nodes[i].addr[small(RAFT_ADDR_MAX)] = 0;
+                conf.nodes[i].id = small(5);
             }
+            m.u.snapshot.conf = small(10) == 0 ? NULL : &conf;
             break;
         default:
             break;

@@ -1,7 +1,9 @@
 /* Membership changes (thesis §4.1, single-server): add as non-voter then automatic promotion,
  * one change at a time, a new leader's own-term commit first, configurations in effect on append
- * and reverted on truncation, removed nodes, and a removed leader stepping down (§4.2.2). */
+ * and reverted on truncation, removed nodes, a removed leader stepping down (§4.2.2), and nodes
+ * joining a running cluster (booted as a non-voter, or outside their configuration). */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "harness.h"
@@ -215,4 +217,154 @@ Test(membership, configuration_reverts_when_its_entry_is_truncated)
     cr_assert_eq(h_status(&c, l).conf.n, 5);
     h_check_applied(&c);
     h_free(&c);
+}
+
+/* ---- Nodes that join a running cluster ----
+ * Node 4 boots on its own (empty disk) with some configuration while 1..3 run; the leader
+ * compacts its log, so node 4 first gets a snapshot, then appends. The filter cuts any
+ * configuration that makes node 4 a voter out of the appends it receives while hold_promotion
+ * is set, and counts the vote requests node 4 sends. */
+struct join_watch {
+    bool hold_promotion;
+    uint32_t votes_from_joiner;
+};
+
+static bool watch_joiner(void *arg, struct raft_msg *m)
+{
+    struct join_watch *w = arg;
+    if (m->from == 4 && m->type == RAFT_MSG_VOTE) {
+        w->votes_from_joiner++;
+    }
+    if (w->hold_promotion && m->to == 4 && m->type == RAFT_MSG_APPEND) {
+        for (uint32_t i = 0; i < m->u.append.n_entries; i++) {
+            const struct raft_entry *e = &m->u.append.entries[i];
+            struct raft_conf conf;
+            if (e->type == RAFT_ENTRY_CONF && raft_conf_decode(e->data, e->len, &conf) == 0 &&
+                pos(&conf, 4) >= 0 && conf.nodes[pos(&conf, 4)].voter) {
+                m->u.append.n_entries = i; /* what came before still arrives */
+                break;
+            }
+        }
+    }
+    return true;
+}
+
+static void compact_often(struct raft_config *c)
+{
+    c->snapshot_threshold = 50;
+    c->snapshot_trailing = 10;
+}
+
+/* Node 4 must stay a follower of term 0 without campaigning; runs ms milliseconds. */
+static void joiner_stays_quiet(struct h_cluster *c, raft_time ms)
+{
+    raft_term t = h_status(c, 4).term;
+    for (raft_time i = 0; i < ms; i++) {
+        h_run(c, 1);
+        struct raft_status s = h_status(c, 4);
+        cr_assert_eq(s.role, RAFT_FOLLOWER, "the joining node campaigns");
+        cr_assert_eq(s.term, t, "the joining node changed its own term");
+    }
+}
+
+static void join_running_cluster(const struct raft_conf *boot, uint64_t seed, bool removed)
+{
+    struct h_cluster c;
+    h_init_join(&c, 4, 3, seed, compact_often);
+    h_boot_fresh(&c, 4, boot);
+    for (raft_id i = 1; i <= 3; i++) {
+        c.nodes[i].auto_snapshot = true;
+    }
+    struct join_watch w = {.hold_promotion = true};
+    c.filter = watch_joiner;
+    c.filter_arg = &w;
+    struct raft_status s = h_status(&c, 4);
+    cr_assert_eq(s.removed, removed);
+    cr_assert_eq(s.conf.n, boot->n, "boots with the configuration it was given");
+
+    /* Not yet added: the cluster runs without it, and it waits, whatever its timeouts say. */
+    raft_id l = h_elect(&c, 3000);
+    cr_assert(l >= 1 && l <= 3);
+    for (int i = 0; i < 200; i++) {
+        cr_assert_eq(h_propose(&c, l, "x"), 0);
+        h_deliver(&c);
+    }
+    joiner_stays_quiet(&c, 2000);
+    cr_assert_eq(h_status(&c, 4).term, 0);
+    cr_assert_eq(c.nodes[4].applied, 0);
+    cr_assert_eq(h_propose(&c, 4, "x"), removed ? RAFT_E_SHUTDOWN : RAFT_E_NOT_LEADER);
+    cr_assert_eq(h_conf_change(&c, 4, RAFT_CONF_ADD, 5),
+                 removed ? RAFT_E_SHUTDOWN : RAFT_E_NOT_LEADER);
+    cr_assert_gt(h_status(&c, l).snapshot_index, 100, "the leader compacted its log");
+
+    /* Added: it gets a snapshot, then appends, up to the promotion the filter holds back. */
+    cr_assert_eq(h_conf_change(&c, l, RAFT_CONF_ADD, 4), 0);
+    h_run(&c, 1000);
+    cr_assert_eq(c.nodes[4].installs, 1);
+    s = h_status(&c, l);
+    cr_assert(is_voter(&c, l, 4), "the leader promoted it once caught up");
+    cr_assert_eq(s.commit_index, s.last_index, "and committed the promotion without it");
+    cr_assert_eq(c.nodes[4].applied, s.commit_index - 1, "everything before the promotion");
+    s = h_status(&c, 4);
+    cr_assert_not(s.removed);
+    cr_assert(has(&c, 4, 4));
+    cr_assert_not(is_voter(&c, 4, 4), "a voter only once its log says so");
+    cr_assert_eq(s.term, h_status(&c, l).term);
+    cr_assert_eq(s.leader, l);
+    /* Cut off from the leader, it still waits: it is not a voter yet. */
+    h_isolate(&c, 4, true);
+    joiner_stays_quiet(&c, 1000);
+    cr_assert_eq(w.votes_from_joiner, 0);
+
+    /* The promotion reaches it: a voter now, on every node, and it counts. */
+    h_isolate(&c, 4, false);
+    w.hold_promotion = false;
+    h_run(&c, 500);
+    for (raft_id i = 1; i <= 4; i++) {
+        cr_assert(is_voter(&c, i, 4), "node %lu sees 4 as a voter", (unsigned long)i);
+    }
+    cr_assert_eq(c.nodes[4].applied, h_status(&c, l).commit_index);
+    cr_assert_eq(c.nodes[4].sm_hash, c.nodes[l].sm_hash);
+    h_crash(&c, follower(l, 0) == 4 ? follower(l, 1) : follower(l, 0));
+    raft_index before = h_status(&c, l).commit_index;
+    cr_assert_eq(h_propose(&c, l, "y"), 0);
+    h_run(&c, 100);
+    cr_assert_eq(h_status(&c, l).commit_index, before + 1, "3 of 4 voters, node 4 among them");
+    cr_assert_eq(c.nodes[4].applied, before + 1);
+    h_check_applied(&c);
+    h_free(&c);
+}
+
+Test(membership, joining_node_boots_as_non_voter_and_waits_for_the_leader)
+{
+    /* What master/master.c's bootstrap_conf gives a master started with --join: the current
+     * members as voters, itself as a non-voter without an address. */
+    struct raft_conf boot;
+    memset(&boot, 0, sizeof boot);
+    boot.n = 4;
+    boot.nodes[0].id = 4;
+    boot.nodes[0].voter = false;
+    for (uint32_t i = 1; i < 4; i++) {
+        boot.nodes[i].id = i;
+        boot.nodes[i].voter = true;
+        snprintf(boot.nodes[i].addr, RAFT_ADDR_MAX, "node-%u", i);
+    }
+    join_running_cluster(&boot, 87, false);
+}
+
+Test(membership, node_booted_outside_its_configuration_only_follows)
+{
+    struct raft_conf empty;
+    memset(&empty, 0, sizeof empty);
+    join_running_cluster(&empty, 88, false);
+
+    struct raft_conf others;
+    memset(&others, 0, sizeof others);
+    others.n = 3;
+    for (uint32_t i = 0; i < 3; i++) {
+        others.nodes[i].id = i + 1;
+        others.nodes[i].voter = true;
+        snprintf(others.nodes[i].addr, RAFT_ADDR_MAX, "node-%u", i + 1);
+    }
+    join_running_cluster(&others, 89, true);
 }

@@ -1,7 +1,8 @@
 /* Snapshots (thesis §5): snapshot_wanted, compaction keeping trailing entries, InstallSnapshot
- * in chunks with offset checks, done only once durable, resuming after lost chunks, and a
- * follower 10,000 entries behind catching up. */
+ * in chunks with offset checks, done only once durable, no committed entry past an install until
+ * it is durable, resuming after lost chunks, and a follower 10,000 entries behind catching up. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "harness.h"
@@ -127,6 +128,11 @@ Test(snapshot, follower_within_trailing_entries_gets_appends)
     catch_up(64, 990, 60, false);
 }
 
+/* The configuration hand-made chunks carry (messages point to it). */
+static struct raft_conf three_voters = {
+    .n = 3,
+    .nodes = {{.id = 1, .voter = true}, {.id = 2, .voter = true}, {.id = 3, .voter = true}}};
+
 static struct raft_msg chunk_msg(raft_id from, raft_id to, raft_term term, uint64_t offset,
                                  uint32_t len, uint64_t size, const void *data)
 {
@@ -138,11 +144,7 @@ static struct raft_msg chunk_msg(raft_id from, raft_id to, raft_term term, uint6
     m.term = term;
     m.u.snapshot.last_index = 50;
     m.u.snapshot.last_term = term;
-    m.u.snapshot.conf.n = 3;
-    for (uint32_t i = 0; i < 3; i++) {
-        m.u.snapshot.conf.nodes[i].id = i + 1;
-        m.u.snapshot.conf.nodes[i].voter = true;
-    }
+    m.u.snapshot.conf = &three_voters;
     m.u.snapshot.size = size;
     m.u.snapshot.offset = offset;
     m.u.snapshot.len = len;
@@ -273,5 +275,97 @@ Test(snapshot, snapshot_older_than_commit_is_acknowledged_at_once)
     cr_assert(r->u.snapshot_resp.done);
     cr_assert_eq(c.nodes[f].chunks_written, 0, "nothing to write");
     cr_assert_eq(h_status(&c, f).last_index, 61, "the log is untouched");
+    h_free(&c);
+}
+
+/* Delivers the persist reports queued for nodes and drops every message. */
+static void persist_only(struct h_cluster *c)
+{
+    while (c->q_n > 0) {
+        if (h_queue_at(c, 0)->persisted) {
+            h_deliver_one(c, 0);
+        } else {
+            h_queue_remove(c, 0);
+        }
+    }
+}
+
+static bool done_queued(struct h_cluster *c)
+{
+    for (uint32_t i = 0; i < c->q_n; i++) {
+        struct h_qitem *it = h_queue_at(c, i);
+        if (!it->persisted && it->m.type == RAFT_MSG_SNAPSHOT_RESP && it->m.u.snapshot_resp.done) {
+            return true;
+        }
+    }
+    return false;
+}
+
+Test(snapshot, entries_after_a_pending_install_wait_until_it_is_persisted)
+{
+    /* Node 1 holds entries 1..10 (durable, not yet known committed) when node 2, leading term
+     * 3, sends snapshot 5: the install keeps 6..10. Then the leader says 10 is committed. Node
+     * 1's driver restores its state machine only when the install is reported persisted, so
+     * entries 6..10 must not be handed out before that report (raft.h). */
+    struct h_cluster c;
+    h_init(&c, 3, 68, NULL);
+    struct raft_entry ents[10];
+    char text[10][4];
+    for (int i = 0; i < 10; i++) {
+        snprintf(text[i], sizeof text[i], "e%d", i + 1);
+        ents[i] = (struct raft_entry){.term = 3,
+                                      .index = (raft_index)i + 1,
+                                      .type = RAFT_ENTRY_NORMAL,
+                                      .len = (uint32_t)strlen(text[i]),
+                                      .data = text[i]};
+    }
+    struct raft_msg app;
+    memset(&app, 0, sizeof app);
+    app.type = RAFT_MSG_APPEND;
+    app.from = 2;
+    app.to = 1;
+    app.term = 3;
+    app.u.append.n_entries = 10;
+    app.u.append.entries = ents;
+    cr_assert_eq(h_receive(&c, 1, &app), 0);
+    persist_only(&c);
+    cr_assert_eq(h_status(&c, 1).persisted_index, 10);
+    cr_assert_eq(c.nodes[1].applied, 0);
+
+    /* The snapshot: hash 7 and 2 commands, the state as of entry 5. */
+    static uint8_t data[16] = {7, 0, 0, 0, 0, 0, 0, 0, 2};
+    struct raft_msg snap = chunk_msg(2, 1, 3, 0, 16, 16, data);
+    snap.u.snapshot.last_index = 5;
+    h_hold(&c, 1, true);
+    cr_assert_eq(h_receive(&c, 1, &snap), 0);
+    cr_assert_eq(c.nodes[1].n_held, 1);
+    cr_assert(c.nodes[1].held[0].p.install_snapshot);
+    struct raft_status s = h_status(&c, 1);
+    cr_assert_eq(s.last_index, 10, "the entries after the snapshot are kept");
+    cr_assert_eq(s.applied_index, 5);
+    cr_assert_not(done_queued(&c), "done before the install is durable");
+
+    /* Entries up to 10 are committed; none may go out yet. */
+    struct raft_msg hb = app;
+    hb.u.append.prev_index = 10;
+    hb.u.append.prev_term = 3;
+    hb.u.append.commit = 10;
+    hb.u.append.n_entries = 0;
+    hb.u.append.entries = NULL;
+    cr_assert_eq(h_receive(&c, 1, &hb), 0);
+    cr_assert_eq(h_status(&c, 1).commit_index, 10);
+    cr_assert_eq(c.nodes[1].n_committed_updates, 0, "entries after a pending install");
+    /* The final chunk again: the snapshot is already covered, yet still not durable. */
+    cr_assert_eq(h_receive(&c, 1, &snap), 0);
+    cr_assert_not(done_queued(&c), "done before the install is durable");
+    cr_assert_eq(c.nodes[1].n_committed_updates, 0);
+
+    /* The install is durable: the driver restores, then steps the report; 6..10 follow. */
+    h_flush(&c, 1);
+    cr_assert_eq(c.nodes[1].installs, 1);
+    cr_assert_eq(c.nodes[1].n_committed_updates, 1);
+    cr_assert_eq(c.nodes[1].applied, 10);
+    cr_assert_eq(c.nodes[1].sm_count, 7, "two commands in the snapshot, then 6..10");
+    cr_assert(done_queued(&c));
     h_free(&c);
 }
