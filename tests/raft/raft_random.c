@@ -1,7 +1,8 @@
 /* The random seed sweep: runs seeds [first, first + count) of the simulator (sim_fuzz.h) and
  * reports every failing seed with its fault mix and the command that replays it.
  *   raft_random [--first N] [--count N]
- *   RAFT_SEED=N [RAFT_TRACE=1] raft_random     replays seed N alone (with a trace) */
+ *   RAFT_SEED=N [RAFT_TRACE=1] raft_random     replays seed N alone (with a trace)
+ *   RAFT_NO_CONTRACT_CHECKS=1 raft_random ...   without the driver-contract checks (sim.h) */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,9 +38,14 @@ int main(int argc, char **argv)
         count = 1;
     }
 
+    /* A replay runs with the checks the sweep ran with. */
+    struct sim_opts defaults;
+    sim_opts_default(&defaults, 0, 3);
+    const char *env = defaults.contract_checks ? "" : "RAFT_NO_CONTRACT_CHECKS=1 ";
+
     double t0 = wall_seconds();
     uint64_t failed = 0, elections = 0, crashes = 0, installs = 0, acked = 0, reads = 0;
-    uint64_t steps = 0, per_faults[8] = {0};
+    uint64_t steps = 0, per_faults[8] = {0}, churn = 0;
     for (uint64_t seed = first; seed < first + count; seed++) {
         struct fuzz_plan p;
         struct fuzz_result r;
@@ -55,19 +61,21 @@ int main(int argc, char **argv)
         reads += r.reads;
         for (int b = 0; b < 8; b++)
             per_faults[b] += (p.faults >> b) & 1;
+        churn += p.churn;
         if (replay != NULL)
-            printf("seed %" PRIu64 ": %d nodes, faults %s%s%s: %" PRIu64 " steps, %" PRIu64
+            printf("seed %" PRIu64 ": %d nodes, faults %s%s%s%s: %" PRIu64 " steps, %" PRIu64
                    " ms, %" PRIu64 " elections, %" PRIu64 " crashes, %" PRIu64
                    " snapshots installed, %" PRIu64 " ops (%" PRIu64 " writes acked, %" PRIu64
                    " reads)\n",
-                   seed, p.n_nodes, faults, p.follower_reads ? ", follower reads" : "",
+                   seed, p.n_nodes, faults, p.churn ? ", leader churn" : "",
+                   p.follower_reads ? ", follower reads" : "",
                    p.small_msgs ? ", small messages" : "", r.steps, r.end, r.elections, r.crashes,
                    r.snapshots_installed, r.ops, r.acked_writes, r.reads);
         if (!r.ok) {
             failed++;
-            printf("FAIL seed=%" PRIu64 " nodes=%d faults=%s: %s\n"
-                   "  replay: RAFT_SEED=%" PRIu64 " RAFT_TRACE=1 %s\n",
-                   seed, p.n_nodes, faults, r.failure, seed, argv[0]);
+            printf("FAIL seed=%" PRIu64 " nodes=%d faults=%s%s: %s\n"
+                   "  replay: %sRAFT_SEED=%" PRIu64 " RAFT_TRACE=1 %s\n",
+                   seed, p.n_nodes, faults, p.churn ? "+churn" : "", r.failure, env, seed, argv[0]);
             fflush(stdout);
         }
     }
@@ -79,8 +87,8 @@ int main(int argc, char **argv)
            installs, acked, reads);
     printf("  seeds per fault: drop %" PRIu64 ", dup %" PRIu64 ", reorder %" PRIu64
            ", partition %" PRIu64 ", crash %" PRIu64 ", snapshot %" PRIu64 ", membership %" PRIu64
-           ", transfer %" PRIu64 "\n",
+           ", transfer %" PRIu64 "; leader churn %" PRIu64 "\n",
            per_faults[0], per_faults[1], per_faults[2], per_faults[3], per_faults[4], per_faults[5],
-           per_faults[6], per_faults[7]);
+           per_faults[6], per_faults[7], churn);
     return failed == 0 ? 0 : 1;
 }

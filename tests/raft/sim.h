@@ -236,6 +236,12 @@ struct sim_opts {
     uint32_t client_timeout; /* ms a client waits before retrying elsewhere */
     uint32_t think_max;      /* ms between a client's operations */
     bool checks;             /* the safety checks (the benchmark turns them off) */
+    /* With checks: also check the driver contract of raft.h (a vote, an append's ack or a
+     * snapshot's "done" goes out only once durable; only durable entries are applied, none
+     * before a snapshot's install is reported durable). On by default; RAFT_NO_CONTRACT_CHECKS=1
+     * turns it off, to show that the safety checks alone catch a core that breaks the contract,
+     * through the crashes that expose it. */
+    bool contract_checks;
     bool lying_disk; /* for testing the checks: a crash also loses the last synced entries and
                         the vote, as a disk that acknowledges fsync too early would */
     int trace;       /* 0: keep a ring of notable events; 1: also print them live;
@@ -268,6 +274,9 @@ struct sim {
     /* Optional: return true to drop m (scenarios use it to starve one link of one type). */
     bool (*filter)(struct sim *s, const struct raft_msg *m, void *arg);
     void *filter_arg;
+    /* Optional: ms to hold m back on top of its random delay (an adversarial scheduler). */
+    raft_time (*hold)(struct sim *s, const struct raft_msg *m, void *arg);
+    void *hold_arg;
 
     struct sim_client clients[SIM_MAX_CLIENTS];
     int n_clients;
@@ -318,6 +327,10 @@ bool sim_run_for(struct sim *s, raft_time ms);
  * virtual time `deadline`. Returns true when pred holds. */
 bool sim_run_until_pred(struct sim *s, bool (*pred)(struct sim *s, void *arg), void *arg,
                         raft_time deadline);
+
+/* The term of the entry at index in id's log, as its core holds it (0: unknown, compacted or
+ * past the end). */
+raft_term sim_log_term(struct sim *s, raft_id id, raft_index index);
 
 /* The running leader with the highest term (0: none). */
 raft_id sim_leader(struct sim *s);

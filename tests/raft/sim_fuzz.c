@@ -1,6 +1,7 @@
-/* Random runs: a seed picks the cluster, the fault mix and the fault schedule; a nemesis applies
- * faults while clients run, then everything heals and the run must settle, converge and be
- * linearizable. Every check of the simulator runs after every step meanwhile. */
+/* Random runs: a seed picks the cluster, the fault mix (perhaps with leader churn) and the fault
+ * schedule; a nemesis applies faults while clients run, then everything heals and the run must
+ * settle, converge and be linearizable. Every check of the simulator runs after every step
+ * meanwhile. */
 #include "tests/raft/sim_fuzz.h"
 
 #include <inttypes.h>
@@ -14,6 +15,9 @@ static uint64_t splitmix(uint64_t *s)
     return z ^ (z >> 31);
 }
 
+/* One seed in CHURN_ONE_IN adds leader churn to its fault mix. */
+#define CHURN_ONE_IN 4
+
 void fuzz_plan_for_seed(uint64_t seed, struct fuzz_plan *p)
 {
     uint64_t st = seed ^ 0x6a09e667f3bcc909ULL;
@@ -25,6 +29,7 @@ void fuzz_plan_for_seed(uint64_t seed, struct fuzz_plan *p)
     p->follower_reads = splitmix(&st) % 2 == 0;
     p->small_msgs = splitmix(&st) % 4 == 0;
     p->active_ms = 2000 + splitmix(&st) % 3000;
+    p->churn = splitmix(&st) % CHURN_ONE_IN == 0;
 }
 
 const char *fuzz_faults_name(uint32_t faults, char *buf, size_t cap)
@@ -236,6 +241,169 @@ static void nemesis(struct sim *s, const struct fuzz_plan *p)
         sim_restart(s, random_node(s, SIM_DOWN));
 }
 
+/* ---- Leader churn ---- */
+
+struct churn {
+    raft_term term; /* of the latest leader seen */
+    raft_time hold_min, hold_max;
+    uint32_t strike_pm;      /* chance that a new leader is struck */
+    uint32_t crash_pm;       /* that a struck leader crashes (else it is cut off) */
+    uint32_t on_commit_pm;   /* that it is struck on its first commit (else soon) */
+    raft_time strike_within; /* how soon after its election */
+    raft_time away_min, away_max;
+    uint32_t voter_pm; /* chance that another node crashes right after an election */
+    raft_time voter_within, voter_away_max;
+    /* The strike pending on a leader (leader 0: none): at at, or once its commit index passes
+     * commit0 (on_commit). */
+    raft_id leader;
+    raft_term leader_term;
+    bool crash, on_commit;
+    raft_index commit0;
+    raft_time elected_at, at;
+    /* The crash pending of another node (voter_at 0: none). */
+    raft_id voter_not;
+    raft_time voter_at;
+    raft_time back_at[SIM_MAX_NODES + 1]; /* when a struck node comes back (0: not struck) */
+    uint64_t struck, struck_on_commit;
+};
+
+/* The adversarial scheduler: an APPEND carrying entries of its sender's term is held back while
+ * the sender has committed none of them. Followers then store the older entries a new leader
+ * replicates first (one per message) well before its own NOOP: the window in which committing
+ * an older term's entries by counting replicas goes wrong (paper §5.4.2, Figure 8). */
+static raft_time churn_hold(struct sim *s, const struct raft_msg *m, void *arg)
+{
+    const struct churn *c = arg;
+    const struct raft_msg_append *a = &m->u.append;
+    if (m->type != RAFT_MSG_APPEND || a->n_entries == 0 ||
+        a->entries[a->n_entries - 1].term != m->term ||
+        sim_log_term(s, m->from, a->commit) == m->term)
+        return 0;
+    return sim_range(s, c->hold_min, c->hold_max);
+}
+
+static bool churn_committed(struct sim *s, const struct churn *c)
+{
+    return c->leader != 0 && c->on_commit && s->nodes[c->leader].st.commit_index > c->commit0;
+}
+
+/* Stops the run at a new leader, or at the first commit of a leader to strike then. */
+static bool churn_event(struct sim *s, void *arg)
+{
+    const struct churn *c = arg;
+    if (churn_committed(s, c))
+        return true;
+    raft_id l = sim_leader(s);
+    return l != 0 && s->nodes[l].st.term > c->term;
+}
+
+static void churn_strike(struct sim *s, struct churn *c)
+{
+    raft_id l = c->leader;
+    c->leader = 0;
+    const struct sim_node *n = &s->nodes[l];
+    if (n->state != SIM_UP || n->st.role != RAFT_LEADER || n->st.term != c->leader_term)
+        return;
+    sim_trace(s,
+              "churn: leader n%" PRIu64 " of term %" PRIu64 " %s %" PRIu64
+              " ms after its election (commit %" PRIu64 ")",
+              l, c->leader_term, c->crash ? "crashes" : "is cut off", s->now - c->elected_at,
+              n->st.commit_index);
+    c->struck++;
+    c->struck_on_commit += n->st.commit_index > c->commit0;
+    if (c->crash)
+        sim_crash(s, l);
+    else
+        sim_isolate(s, l);
+    c->back_at[l] = s->now + sim_range(s, c->away_min, c->away_max);
+}
+
+static void churn_crash_voter(struct sim *s, struct churn *c)
+{
+    c->voter_at = 0;
+    raft_id x = random_node(s, SIM_UP);
+    if (x == 0 || x == c->voter_not)
+        return;
+    sim_trace(s, "churn: n%" PRIu64 " crashes after the election of n%" PRIu64, x, c->voter_not);
+    sim_crash(s, x);
+    c->back_at[x] = s->now + sim_range(s, 1, c->voter_away_max);
+}
+
+static void churn_back(struct sim *s, raft_id id)
+{
+    struct sim_node *n = &s->nodes[id];
+    if (n->state == SIM_DOWN) {
+        sim_restart(s, id);
+    } else if (n->state == SIM_UP) {
+        for (raft_id o = 1; o <= SIM_MAX_NODES; o++)
+            s->cut[id][o] = s->cut[o][id] = false;
+        sim_trace(s, "churn: n%" PRIu64 " reconnected", id);
+    }
+}
+
+static void churn_on_leader(struct sim *s, struct churn *c, raft_id l)
+{
+    c->term = s->nodes[l].st.term;
+    c->leader = 0; /* a strike still pending is for a leader of an older term */
+    if (sim_chance(s, c->strike_pm)) {
+        c->leader = l;
+        c->leader_term = c->term;
+        c->crash = sim_chance(s, c->crash_pm);
+        c->on_commit = sim_chance(s, c->on_commit_pm);
+        c->commit0 = s->nodes[l].st.commit_index;
+        c->elected_at = s->now;
+        c->at = s->now + sim_range(s, 0, c->strike_within);
+    }
+    if (c->voter_at == 0 && sim_chance(s, c->voter_pm)) {
+        c->voter_not = l;
+        c->voter_at = s->now + sim_range(s, 0, c->voter_within);
+    }
+}
+
+/* The faulty part of a churn run: the nemesis as usual, and new leaders struck (crashed or cut
+ * off) soon after their election or on their first commit, or another node crashed right after
+ * an election, each to come back a little later. */
+static void churn_run(struct sim *s, const struct fuzz_plan *p, struct churn *c)
+{
+    raft_time next_fault = s->now + sim_range(s, 20, 300);
+    while (!s->failed && s->now < p->active_ms) {
+        raft_time until = next_fault;
+        if (c->leader != 0 && !c->on_commit && c->at < until)
+            until = c->at;
+        if (c->voter_at != 0 && c->voter_at < until)
+            until = c->voter_at;
+        for (raft_id id = 1; id <= SIM_MAX_NODES; id++) {
+            if (c->back_at[id] != 0 && c->back_at[id] < until)
+                until = c->back_at[id];
+        }
+        if (sim_run_until_pred(s, churn_event, c, until)) {
+            if (churn_committed(s, c)) {
+                c->on_commit = false;
+                c->at = s->now + sim_range(s, 0, 2);
+            } else {
+                churn_on_leader(s, c, sim_leader(s));
+            }
+            continue;
+        }
+        if (s->failed)
+            break;
+        if (c->leader != 0 && !c->on_commit && c->at <= s->now)
+            churn_strike(s, c);
+        if (c->voter_at != 0 && c->voter_at <= s->now)
+            churn_crash_voter(s, c);
+        for (raft_id id = 1; id <= SIM_MAX_NODES; id++) {
+            if (c->back_at[id] != 0 && c->back_at[id] <= s->now) {
+                c->back_at[id] = 0;
+                churn_back(s, id);
+            }
+        }
+        if (next_fault <= s->now) {
+            nemesis(s, p);
+            next_fault = s->now + sim_range(s, 20, 300);
+        }
+    }
+}
+
 void fuzz_run(const struct fuzz_plan *p, struct fuzz_result *res, FILE *trace_out)
 {
     memset(res, 0, sizeof(*res));
@@ -257,6 +425,30 @@ void fuzz_run(const struct fuzz_plan *p, struct fuzz_result *res, FILE *trace_ou
     o.disk_delay_max = (uint32_t)(2 + splitmix(&st) % 40);
     o.client_timeout = 800;
     o.lying_disk = p->lying_disk;
+    struct churn churn = {0};
+    if (p->churn) {
+        /* Entries travel one per message (by count, or by size: a larger entry goes alone),
+         * few in flight; elections come fast, so that a run sees many of them. */
+        if (splitmix(&st) % 2 == 0)
+            o.raft.max_entries_per_msg = 1;
+        else
+            o.raft.max_bytes_per_msg = 1;
+        o.raft.max_inflight_msgs = (uint32_t)(1 + splitmix(&st) % 4);
+        o.raft.election_timeout_min = (uint32_t)(40 + splitmix(&st) % 40);
+        o.raft.election_timeout_max = 2 * o.raft.election_timeout_min;
+        o.raft.heartbeat_interval = o.raft.election_timeout_min / 4;
+        churn.hold_min = 20 + splitmix(&st) % 21;
+        churn.hold_max = churn.hold_min + 10 + splitmix(&st) % 60;
+        churn.strike_pm = (uint32_t)(800 + splitmix(&st) % 200);
+        churn.crash_pm = splitmix(&st) % 4 == 0 ? 300 : 0;
+        churn.on_commit_pm = 400;
+        churn.strike_within = churn.hold_min - 1; /* before its NOOP can reach anyone */
+        churn.away_min = 50;
+        churn.away_max = 300 + splitmix(&st) % 1200;
+        churn.voter_pm = 400;
+        churn.voter_within = 5;
+        churn.voter_away_max = 40;
+    }
     struct sim *s = sim_new(&o);
     if (s == NULL) {
         snprintf(res->failure, sizeof(res->failure), "out of memory");
@@ -268,6 +460,11 @@ void fuzz_run(const struct fuzz_plan *p, struct fuzz_result *res, FILE *trace_ou
         s->dup_pm = (uint32_t)sim_range(s, 20, 150);
     sim_clients_start(s, o.n_clients, p->follower_reads);
 
+    if (p->churn) {
+        s->hold = churn_hold;
+        s->hold_arg = &churn;
+        churn_run(s, p, &churn);
+    }
     while (!s->failed && s->now < p->active_ms) {
         sim_run_until(s, s->now + sim_range(s, 20, 300));
         if (!s->failed)
@@ -277,6 +474,7 @@ void fuzz_run(const struct fuzz_plan *p, struct fuzz_result *res, FILE *trace_ou
     /* Heal, restart everyone, let the clients finish and read once more. */
     if (!s->failed) {
         sim_trace(s, "---- healing: faults off, crashed nodes restart, clients finish ----");
+        s->hold = NULL;
         sim_heal(s);
         s->drop_pm = s->dup_pm = 0;
         s->delay_min = o.net_delay_min;
@@ -305,6 +503,8 @@ void fuzz_run(const struct fuzz_plan *p, struct fuzz_result *res, FILE *trace_ou
     res->reads = s->n_reads_served;
     res->ops = s->n_hist;
     res->end = s->now;
+    res->struck = churn.struck;
+    res->struck_on_commit = churn.struck_on_commit;
     if (s->failed && trace_out != NULL)
         sim_dump(s, trace_out, o.trace > 0 ? 1 : 120);
     sim_free(s);

@@ -1,7 +1,8 @@
 /* Random runs of the simulated cluster: one seed picks a cluster size, a fault mix (drop,
- * duplicate, reorder, partition, crash, snapshot, membership, transfer) and a schedule of
- * faults; the run then heals, checks liveness, convergence and linearizability. A run depends on
- * its seed alone: no clock, no I/O but the trace it prints on failure. */
+ * duplicate, reorder, partition, crash, snapshot, membership, transfer), perhaps leader churn,
+ * and a schedule of faults; the run then heals, checks liveness, convergence and
+ * linearizability. A run depends on its seed alone: no clock, no I/O but the trace it prints on
+ * failure. */
 #ifndef DFS_TESTS_RAFT_SIM_FUZZ_H
 #define DFS_TESTS_RAFT_SIM_FUZZ_H
 
@@ -30,7 +31,12 @@ struct fuzz_plan {
     bool follower_reads; /* clients read from any node */
     bool small_msgs;     /* few entries per message and few in flight */
     raft_time active_ms; /* the faulty part of the run */
-    bool lying_disk;     /* sim_opts.lying_disk: only to show that the checks catch it */
+    /* Leader churn, on top of the fault mix: entries travel one per message, a new leader's
+     * entries of its own term are held back until it commits one, and new leaders (or one of
+     * their voters) are crashed or cut off right after their election, then come back: the
+     * histories of the Raft paper's Figure 8 and of votes lost in a crash. */
+    bool churn;
+    bool lying_disk; /* sim_opts.lying_disk: only to show that the checks catch it */
 };
 
 /* The plan a seed stands for. */
@@ -43,6 +49,8 @@ struct fuzz_result {
     char failure[512];
     uint64_t digest; /* of the whole run: equal for equal seeds */
     uint64_t steps, elections, crashes, snapshots_installed, acked_writes, reads, ops;
+    /* Leader churn: new leaders struck, and those of them struck on their first commit. */
+    uint64_t struck, struck_on_commit;
     raft_time end;
 };
 

@@ -630,6 +630,7 @@ Test(raft_scenario, same_seed_same_run)
         struct fuzz_plan p;
         fuzz_plan_for_seed(seed, &p);
         p.faults = FUZZ_ALL;
+        p.churn = seed % 2 == 0;
         struct fuzz_result a, b, c;
         fuzz_run(&p, &a, stderr);
         fuzz_run(&p, &b, stderr);
@@ -640,6 +641,32 @@ Test(raft_scenario, same_seed_same_run)
         fuzz_run(&p, &c, stderr);
         cr_assert_neq(a.digest, c.digest);
     }
+}
+
+/* Leader churn does what the sweep relies on to find Figure 8 histories (paper §5.4.2) and votes
+ * lost in a crash: new leaders are struck, some right on their first commit, and a correct core
+ * stays safe and live through it. */
+Test(raft_scenario, leader_churn_strikes_new_leaders)
+{
+    uint64_t struck = 0, on_commit = 0, elections = 0;
+    for (uint64_t seed = 1; seed <= 20; seed++) {
+        struct fuzz_plan p;
+        fuzz_plan_for_seed(seed, &p);
+        p.churn = true;
+        struct fuzz_result r;
+        fuzz_run(&p, &r, stderr);
+        cr_assert(r.ok, "seed %" PRIu64 " with leader churn: %s", seed, r.failure);
+        struck += r.struck;
+        on_commit += r.struck_on_commit;
+        elections += r.elections;
+    }
+    cr_log_info("%" PRIu64 " elections, %" PRIu64 " leaders struck, %" PRIu64
+                " on their first commit",
+                elections, struck, on_commit);
+    cr_assert_geq(struck * 2, elections, "only %" PRIu64 " of %" PRIu64 " new leaders struck",
+                  struck, elections);
+    cr_assert_geq(on_commit * 8, struck,
+                  "only %" PRIu64 " of %" PRIu64 " strikes on a first commit", on_commit, struck);
 }
 
 /* The checks are not vacuous: a disk that loses synced entries and votes on a crash breaks
