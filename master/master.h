@@ -1,0 +1,70 @@
+/* dfs-master: the one server struct of the daemon and its lifecycle. The peer port carries Raft
+ * and the admin endpoints (/status, /metrics, /admin/...); the client port (--addr) the client
+ * API. Endpoints are listed in docs/protocol.md. */
+#ifndef DFS_MASTER_MASTER_H
+#define DFS_MASTER_MASTER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/auth.h"
+#include "common/http_server.h"
+#include "master/kv_fsm.h"
+#include "master/raft_node.h"
+#include "master/raft_transport.h"
+
+#define MASTER_DEFAULT_ADDR "0.0.0.0:50051"
+#define MASTER_DEFAULT_HTTP_PORT 8080
+
+struct master_config {
+    raft_id id;
+    char addr_host[64]; /* --addr, split */
+    uint16_t addr_port;
+    uint16_t http_port;
+    char http_bind[64]; /* address of the peer/admin listener; default 0.0.0.0 */
+    const char *peers;  /* --peers as given */
+    char advertise[RAFT_ADDR_MAX];
+    const char *storage_dir;
+    uint32_t election_timeout_ms; /* the minimum; the maximum is twice it (150-300 by default) */
+    uint32_t heartbeat_ms;
+    uint64_t snapshot_entries;
+    const char *secret_file;
+    bool join; /* this master joins an existing cluster as a non-voter */
+};
+
+struct master {
+    struct master_config cfg;
+    struct cm_secret secret;
+    struct raft_store *store; /* until handed to the node */
+    struct rn_node *node;
+    struct rt_transport *tr;
+    struct kv_fsm *kv;
+    struct cm_http_server *peer_srv;
+    struct cm_http_server *client_srv;
+    atomic_bool ready; /* the node runs: Raft messages are taken */
+    uint64_t started_ms;
+};
+
+/* Fills cfg with defaults. */
+void master_config_default(struct master_config *cfg);
+
+/* Starts everything: peer listener, bootstrap (learning the peers' ids once), the Raft node and
+ * the client listener. Errors are logged; returns 0 or a negative cm code. */
+int master_start(const struct master_config *cfg, struct master **out);
+/* Stops listeners and the node, answering what waits with UNAVAILABLE. NULL is a no-op. */
+void master_stop(struct master *m);
+
+/* Route tables (peer_api.c, admin_api.c, client_api.c). */
+int master_add_peer_routes(struct master *m, struct cm_http_server *srv);
+int master_add_admin_routes(struct master *m, struct cm_http_server *srv);
+int master_add_client_routes(struct master *m, struct cm_http_server *srv);
+
+/* Answers err with NOT_LEADER's leader hint when err is CM_E_NOT_LEADER: builds the "extra"
+ * object ({"leader_id":N,"leader_hint":"host:port","leader_url":"http://..."}) or NULL. */
+cJSON *master_leader_hint(struct master *m);
+
+/* Milliseconds on the monotonic clock. */
+uint64_t master_now_ms(void);
+
+#endif

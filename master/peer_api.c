@@ -1,0 +1,97 @@
+/* Raft endpoints on the peer port: one POST per message, queued to the node and answered at
+ * once (the reply travels as its own message), plus /raft/hello for bootstrapping. */
+#include <string.h>
+
+#include "common/errors.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "master/master.h"
+#include "master/raft_wire.h"
+
+static void note_sender(struct master *m, struct cm_http_req *req, raft_id from)
+{
+    const char *adv = cm_http_req_header(req, RW_HDR_ADVERTISE);
+    if (adv != NULL && adv[0] != 0)
+        rt_note_advertise(m->tr, from, adv);
+}
+
+static int deliver(struct master *m, struct cm_http_req *req, const struct raft_msg *msg)
+{
+    if (msg->to != m->cfg.id) {
+        LOG_WARN("raft: message for node %lu arrived at node %lu (from %s); check --peers",
+                 (unsigned long)msg->to, (unsigned long)m->cfg.id, cm_http_req_peer(req));
+        return CM_E_INVAL;
+    }
+    note_sender(m, req, msg->from);
+    return rn_receive(m->node, msg);
+}
+
+static int h_raft_json(struct cm_http_req *req, void *data)
+{
+    struct master *m = data;
+    if (!atomic_load(&m->ready))
+        return CM_E_UNAVAILABLE;
+    struct rw_msg w;
+    int rc = rw_decode_json(cm_http_req_path(req), cm_http_req_json(req), &w);
+    if (rc != 0) {
+        LOG_WARN("raft: rejected malformed %s from %s: %s", cm_http_req_path(req),
+                 cm_http_req_peer(req), cm_strerror(rc));
+        return rc;
+    }
+    rc = deliver(m, req, &w.msg);
+    rw_msg_free(&w);
+    return rc;
+}
+
+static const char *req_header(void *ctx, const char *name)
+{
+    return cm_http_req_header(ctx, name);
+}
+
+static int h_raft_snapshot(struct cm_http_req *req, void *data)
+{
+    struct master *m = data;
+    if (!atomic_load(&m->ready))
+        return CM_E_UNAVAILABLE;
+    size_t len = 0;
+    const char *body = cm_http_req_body(req, &len);
+    struct raft_msg msg;
+    struct raft_conf conf; /* msg points to it; rn_receive copies both */
+    int rc = rw_decode_snapshot(req_header, req, body, len, &msg, &conf);
+    if (rc != 0) {
+        LOG_WARN("raft: rejected malformed snapshot chunk from %s: %s", cm_http_req_peer(req),
+                 cm_strerror(rc));
+        return rc;
+    }
+    return deliver(m, req, &msg);
+}
+
+static int h_hello(struct cm_http_req *req, void *data)
+{
+    struct master *m = data;
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL || cm_json_add_u64(o, "id", m->cfg.id) != 0 ||
+        !cJSON_AddStringToObject(o, "advertise", m->cfg.advertise)) {
+        cJSON_Delete(o);
+        return CM_E_NOMEM;
+    }
+    return cm_http_answer_json(req, 200, o);
+}
+
+int master_add_peer_routes(struct master *m, struct cm_http_server *srv)
+{
+    const struct cm_http_route routes[] = {
+        {"POST", RW_PATH_VOTE, CM_HTTP_JSON, NULL, NULL, h_raft_json, m},
+        {"POST", RW_PATH_PRE_VOTE, CM_HTTP_JSON, NULL, NULL, h_raft_json, m},
+        {"POST", RW_PATH_VOTE_RESP, CM_HTTP_JSON, NULL, NULL, h_raft_json, m},
+        {"POST", RW_PATH_APPEND, CM_HTTP_JSON, NULL, NULL, h_raft_json, m},
+        {"POST", RW_PATH_APPEND_RESP, CM_HTTP_JSON, NULL, NULL, h_raft_json, m},
+        {"POST", RW_PATH_SNAPSHOT, 0, NULL, NULL, h_raft_snapshot, m},
+        {"POST", RW_PATH_SNAPSHOT_RESP, CM_HTTP_JSON, NULL, NULL, h_raft_json, m},
+        {"POST", RW_PATH_TIMEOUT_NOW, CM_HTTP_JSON, NULL, NULL, h_raft_json, m},
+        {"POST", RW_PATH_READ_INDEX, CM_HTTP_JSON, NULL, NULL, h_raft_json, m},
+        {"POST", RW_PATH_READ_INDEX_RESP, CM_HTTP_JSON, NULL, NULL, h_raft_json, m},
+        {"GET", RW_PATH_HELLO, 0, NULL, NULL, h_hello, m},
+    };
+    return cm_http_server_add_routes(srv, routes, sizeof(routes) / sizeof(routes[0]));
+}

@@ -1,0 +1,478 @@
+/* Raft messages over HTTP: per peer an ordered queue with one request in flight on the shared
+ * async engine, so messages reach a peer in order and a dead peer only stalls its own queue. */
+#include "master/raft_transport.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/errors.h"
+#include "common/http_client.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/resolver.h"
+#include "master/raft_wire.h"
+
+#define MAX_PEERS (2 * RAFT_MAX_NODES)
+#define HDR_MAX 12
+
+struct req {
+    struct req *next;
+    const char *path;
+    char *body;
+    size_t len;
+    const char *content_type;
+    char *hdrbuf;                     /* storage of the header lines */
+    const char *headers[HDR_MAX + 1]; /* "Name: value", NULL-terminated */
+};
+
+struct peer {
+    raft_id id;
+    char url[RAFT_ADDR_MAX];  /* as configured: http://host:port */
+    char base[RAFT_ADDR_MAX]; /* what requests go to: the resolved address when known */
+    bool need_resolve;
+    struct req *qhead, *qtail;
+    size_t qlen;
+    bool inflight;
+    char advertise[RAFT_ADDR_MAX];
+    uint64_t sent, failed, dropped;
+    int last_err;
+    bool warned;
+};
+
+struct rt_transport {
+    struct rt_config cfg;
+    char advertise_hdr[RAFT_ADDR_MAX + 32];
+    char *dns;
+    struct cm_secret secret;
+    struct cm_http_async *async;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct peer peers[MAX_PEERS];
+    size_t npeers;
+    pthread_t resolver_thread;
+    bool resolver_started, stopping;
+};
+
+struct inflight_ctx {
+    struct rt_transport *t;
+    raft_id id;
+};
+
+static void req_free(struct req *r)
+{
+    if (r == NULL)
+        return;
+    free(r->body);
+    free(r->hdrbuf);
+    free(r);
+}
+
+static struct peer *find_peer(struct rt_transport *t, raft_id id)
+{
+    for (size_t i = 0; i < t->npeers; i++)
+        if (t->peers[i].id == id)
+            return &t->peers[i];
+    return NULL;
+}
+
+/* ---- resolution (its own thread: c-ares calls block) ---- */
+
+static void resolve_peer(struct rt_transport *t, struct peer *p)
+{
+    char url[RAFT_ADDR_MAX];
+    snprintf(url, sizeof(url), "%s", p->url);
+    pthread_mutex_unlock(&t->mu);
+
+    struct cm_resolver_opts o = {.servers = t->dns, .timeout_ms = 2000};
+    struct cm_resolver *r = NULL;
+    struct cm_endpoint ep;
+    char base[RAFT_ADDR_MAX] = "";
+    int rc = cm_resolver_new(url, &o, &r);
+    if (rc == 0)
+        rc = cm_resolver_resolve_all(r, NULL);
+    if (rc == 0 && cm_resolver_get(r, 0, &ep) == 0 && ep.naddrs > 0)
+        snprintf(base, sizeof(base), "http://%s", ep.addrs[0].text);
+    cm_resolver_free(r);
+
+    pthread_mutex_lock(&t->mu);
+    if (strcmp(p->url, url) != 0)
+        return; /* changed meanwhile; its own resolution is pending */
+    if (base[0] != 0) {
+        if (strcmp(base, p->base) != 0)
+            LOG_INFO("raft transport: peer %" PRIu64 " (%s) is at %s", p->id, url, base + 7);
+        snprintf(p->base, sizeof(p->base), "%s", base);
+    } else {
+        LOG_WARN("raft transport: cannot resolve peer %" PRIu64 " (%s): %s", p->id, url,
+                 cm_strerror(rc));
+    }
+}
+
+static void *resolver_main(void *arg)
+{
+    struct rt_transport *t = arg;
+    pthread_mutex_lock(&t->mu);
+    while (!t->stopping) {
+        struct peer *todo = NULL;
+        for (size_t i = 0; i < t->npeers && todo == NULL; i++)
+            if (t->peers[i].need_resolve)
+                todo = &t->peers[i];
+        if (todo == NULL) {
+            pthread_cond_wait(&t->cv, &t->mu);
+            continue;
+        }
+        todo->need_resolve = false;
+        resolve_peer(t, todo);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return NULL;
+}
+
+/* ---- sending ---- */
+
+static void submit_head(struct rt_transport *t, struct peer *p);
+
+static void on_done(void *ctx, int err, struct cm_http_response *resp)
+{
+    struct inflight_ctx *c = ctx;
+    struct rt_transport *t = c->t;
+    (void)resp;
+    pthread_mutex_lock(&t->mu);
+    struct peer *p = find_peer(t, c->id);
+    free(c);
+    if (p == NULL) {
+        pthread_mutex_unlock(&t->mu);
+        return;
+    }
+    struct req *r = p->qhead;
+    if (r != NULL) {
+        p->qhead = r->next;
+        if (p->qhead == NULL)
+            p->qtail = NULL;
+        p->qlen--;
+    }
+    p->inflight = false;
+    p->last_err = err;
+    if (err == 0) {
+        p->sent++;
+        p->warned = false;
+    } else {
+        p->failed++;
+        if (!p->warned && err != CM_E_CANCELED)
+            LOG_WARN("raft transport: sending to peer %" PRIu64 " (%s) failed: %s", p->id,
+                     p->url, cm_strerror(err));
+        p->warned = true;
+        if (err == CM_E_CONNECT || err == CM_E_RESOLVE || err == CM_E_TIMEOUT) {
+            /* What is queued is stale by now (Raft resends), and the peer may have moved. */
+            while (p->qhead != NULL) {
+                struct req *n = p->qhead->next;
+                req_free(p->qhead);
+                p->qhead = n;
+                p->dropped++;
+            }
+            p->qtail = NULL;
+            p->qlen = 0;
+            p->need_resolve = true;
+            pthread_cond_signal(&t->cv);
+        }
+    }
+    req_free(r);
+    if (!t->stopping && p->qhead != NULL)
+        submit_head(t, p);
+    pthread_mutex_unlock(&t->mu);
+}
+
+/* With t->mu held. */
+static void submit_head(struct rt_transport *t, struct peer *p)
+{
+    struct req *r = p->qhead;
+    char url[RAFT_ADDR_MAX + 64];
+    snprintf(url, sizeof(url), "%s%s", p->base, r->path);
+    struct cm_http_call call = {
+        .method = "POST",
+        .url = url,
+        .body = r->body,
+        .body_len = r->len,
+        .content_type = r->content_type,
+        .headers = r->headers,
+        .timeout_ms = t->cfg.timeout_ms,
+    };
+    struct inflight_ctx *c = malloc(sizeof(*c));
+    if (c == NULL)
+        goto fail;
+    c->t = t;
+    c->id = p->id;
+    if (cm_http_async_submit(t->async, &call, on_done, c) != 0) {
+        free(c);
+        goto fail;
+    }
+    p->inflight = true;
+    return;
+fail:
+    p->qhead = r->next;
+    if (p->qhead == NULL)
+        p->qtail = NULL;
+    p->qlen--;
+    p->dropped++;
+    req_free(r);
+}
+
+static struct req *build(struct rt_transport *t, const struct raft_msg *m, const char *snap)
+{
+    struct req *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    r->path = rw_path(m);
+    int nh = 0;
+    r->headers[nh++] = t->advertise_hdr;
+    if (m->type == RAFT_MSG_SNAPSHOT) {
+        const struct raft_msg_snapshot *s = &m->u.snapshot;
+        if (snap == NULL)
+            goto fail;
+        r->body = malloc(s->len ? s->len : 1);
+        int fd = open(snap, O_RDONLY | O_CLOEXEC);
+        if (r->body == NULL || fd < 0) {
+            if (fd >= 0)
+                close(fd);
+            goto fail;
+        }
+        ssize_t got = pread(fd, r->body, s->len, (off_t)s->offset);
+        close(fd);
+        if (got != (ssize_t)s->len)
+            goto fail; /* the snapshot changed under us; Raft will start over */
+        r->len = s->len;
+        r->content_type = "application/octet-stream";
+        struct rw_header h[RW_SNAPSHOT_HEADERS];
+        char vals[8192];
+        if (rw_encode_snapshot_headers(m, h, vals, sizeof(vals)) != 0)
+            goto fail;
+        size_t need = 0;
+        for (int i = 0; i < RW_SNAPSHOT_HEADERS; i++)
+            need += strlen(h[i].name) + strlen(h[i].value) + 3;
+        char *b = r->hdrbuf = malloc(need);
+        if (b == NULL)
+            goto fail;
+        for (int i = 0; i < RW_SNAPSHOT_HEADERS; i++) {
+            r->headers[nh++] = b;
+            b += sprintf(b, "%s: %s", h[i].name, h[i].value) + 1;
+        }
+    } else {
+        cJSON *j = NULL;
+        if (rw_encode_json(m, &j) != 0)
+            goto fail;
+        int rc = cm_json_print(j, &r->body, &r->len);
+        cJSON_Delete(j);
+        if (rc != 0)
+            goto fail;
+        r->content_type = "application/json";
+    }
+    r->headers[nh] = NULL;
+    return r;
+fail:
+    req_free(r);
+    return NULL;
+}
+
+void rt_send(void *transport, const struct raft_msg *m, const char *snapshot_path)
+{
+    struct rt_transport *t = transport;
+    struct req *r = build(t, m, snapshot_path);
+    pthread_mutex_lock(&t->mu);
+    struct peer *p = find_peer(t, m->to);
+    if (p == NULL || r == NULL || p->qlen >= t->cfg.max_queue) {
+        if (p != NULL)
+            p->dropped++;
+        else
+            LOG_DEBUG("raft transport: no address for node %" PRIu64 "; message dropped", m->to);
+        pthread_mutex_unlock(&t->mu);
+        req_free(r);
+        return;
+    }
+    if (p->qtail)
+        p->qtail->next = r;
+    else
+        p->qhead = r;
+    p->qtail = r;
+    p->qlen++;
+    if (!p->inflight)
+        submit_head(t, p);
+    pthread_mutex_unlock(&t->mu);
+}
+
+/* ---- peers ---- */
+
+int rt_set_peer(struct rt_transport *t, raft_id id, const char *url)
+{
+    struct cm_hostport *hp = NULL;
+    size_t n = 0;
+    if (id == 0 || id == t->cfg.self || url == NULL || strlen(url) >= RAFT_ADDR_MAX ||
+        cm_endpoints_parse(url, &hp, &n) != 0 || n != 1) {
+        free(hp);
+        return CM_E_INVAL;
+    }
+    free(hp);
+    pthread_mutex_lock(&t->mu);
+    struct peer *p = find_peer(t, id);
+    if (p == NULL) {
+        if (t->npeers == MAX_PEERS) {
+            pthread_mutex_unlock(&t->mu);
+            return CM_E_NOSPC;
+        }
+        p = &t->peers[t->npeers++];
+        memset(p, 0, sizeof(*p));
+        p->id = id;
+    }
+    if (strcmp(p->url, url) != 0) {
+        snprintf(p->url, sizeof(p->url), "%s", url);
+        /* Until c-ares answers, curl resolves the name itself. */
+        snprintf(p->base, sizeof(p->base), "%s%s", strncmp(url, "http://", 7) ? "http://" : "",
+                 url);
+        size_t bl = strlen(p->base);
+        if (bl > 0 && p->base[bl - 1] == '/')
+            p->base[bl - 1] = 0;
+        p->need_resolve = true;
+        pthread_cond_signal(&t->cv);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return 0;
+}
+
+void rt_set_conf(struct rt_transport *t, const struct raft_conf *conf)
+{
+    for (uint32_t i = 0; i < conf->n; i++)
+        if (conf->nodes[i].addr[0] != 0 && conf->nodes[i].id != t->cfg.self)
+            rt_set_peer(t, conf->nodes[i].id, conf->nodes[i].addr);
+}
+
+void rt_conf_changed(void *transport, const struct raft_conf *conf)
+{
+    rt_set_conf(transport, conf);
+}
+
+void rt_note_advertise(struct rt_transport *t, raft_id id, const char *advertise)
+{
+    if (advertise == NULL || strlen(advertise) >= RAFT_ADDR_MAX)
+        return;
+    pthread_mutex_lock(&t->mu);
+    struct peer *p = find_peer(t, id);
+    if (p != NULL)
+        snprintf(p->advertise, sizeof(p->advertise), "%s", advertise);
+    pthread_mutex_unlock(&t->mu);
+}
+
+static int copy_field(struct rt_transport *t, raft_id id, char *buf, size_t cap, bool url)
+{
+    int rc = CM_E_NOENT;
+    pthread_mutex_lock(&t->mu);
+    struct peer *p = find_peer(t, id);
+    const char *v = p == NULL ? NULL : url ? p->url : p->advertise;
+    if (v != NULL && v[0] != 0) {
+        snprintf(buf, cap, "%s", v);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+int rt_get_advertise(struct rt_transport *t, raft_id id, char *buf, size_t cap)
+{
+    if (id == t->cfg.self) {
+        snprintf(buf, cap, "%s", t->cfg.advertise);
+        return 0;
+    }
+    return copy_field(t, id, buf, cap, false);
+}
+
+int rt_get_url(struct rt_transport *t, raft_id id, char *buf, size_t cap)
+{
+    return copy_field(t, id, buf, cap, true);
+}
+
+size_t rt_get_stats(struct rt_transport *t, struct rt_peer_stats *out, size_t cap)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&t->mu);
+    for (size_t i = 0; i < t->npeers && n < cap; i++, n++) {
+        out[n].id = t->peers[i].id;
+        out[n].sent = t->peers[i].sent;
+        out[n].failed = t->peers[i].failed;
+        out[n].dropped = t->peers[i].dropped;
+        out[n].last_err = t->peers[i].last_err;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return n;
+}
+
+/* ---- lifecycle ---- */
+
+int rt_new(const struct rt_config *cfg, struct rt_transport **out)
+{
+    int rc = CM_E_NOMEM;
+    struct rt_transport *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return CM_E_NOMEM;
+    t->cfg = *cfg;
+    if (t->cfg.timeout_ms <= 0)
+        t->cfg.timeout_ms = 2000;
+    if (t->cfg.max_queue == 0)
+        t->cfg.max_queue = 4096;
+    if (cfg->secret != NULL)
+        t->secret = *cfg->secret;
+    t->cfg.secret = &t->secret;
+    snprintf(t->advertise_hdr, sizeof(t->advertise_hdr), "%s: %s", RW_HDR_ADVERTISE,
+             cfg->advertise ? cfg->advertise : "");
+    t->cfg.advertise = t->advertise_hdr + strlen(RW_HDR_ADVERTISE) + 2;
+    if (cfg->dns_servers != NULL && (t->dns = strdup(cfg->dns_servers)) == NULL)
+        goto fail;
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->cv, NULL);
+    struct cm_http_client_config cc = {
+        .connect_timeout_ms = 1000,
+        .timeout_ms = t->cfg.timeout_ms,
+        .secret = &t->secret,
+        .max_idle = 64,
+    };
+    if ((rc = cm_http_async_new(&cc, &t->async)) != 0)
+        goto fail;
+    if (pthread_create(&t->resolver_thread, NULL, resolver_main, t) != 0) {
+        rc = CM_E_NOMEM;
+        goto fail;
+    }
+    t->resolver_started = true;
+    *out = t;
+    return 0;
+fail:
+    rt_free(t);
+    return rc;
+}
+
+void rt_free(struct rt_transport *t)
+{
+    if (t == NULL)
+        return;
+    pthread_mutex_lock(&t->mu);
+    t->stopping = true;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+    if (t->resolver_started)
+        pthread_join(t->resolver_thread, NULL);
+    cm_http_async_free(t->async); /* completes in-flight requests with CM_E_CANCELED */
+    for (size_t i = 0; i < t->npeers; i++) {
+        struct peer *p = &t->peers[i];
+        while (p->qhead != NULL) {
+            struct req *n = p->qhead->next;
+            req_free(p->qhead);
+            p->qhead = n;
+        }
+    }
+    free(t->dns);
+    pthread_mutex_destroy(&t->mu);
+    pthread_cond_destroy(&t->cv);
+    free(t);
+}

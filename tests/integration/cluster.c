@@ -1,0 +1,288 @@
+/* The test cluster harness. */
+#include "cluster.h"
+
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/errors.h"
+#include "common/json.h"
+
+uint64_t tc_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint16_t free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+void tc_init(struct tc_cluster *c, int n, const char *extra_args)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->root, sizeof(c->root), "/tmp/dfs-tc-XXXXXX");
+    cr_assert_not_null(mkdtemp(c->root));
+    c->n = n;
+    c->extra_args = extra_args;
+    for (int i = 0; i < TC_MAX_MASTERS; i++) {
+        c->m[i].id = i + 1;
+        c->m[i].client_port = free_port();
+        c->m[i].http_port = free_port();
+        snprintf(c->m[i].dir, sizeof(c->m[i].dir), "%s/m%d", c->root, i + 1);
+    }
+    struct cm_http_client_config cc = {.connect_timeout_ms = 300, .timeout_ms = 3000};
+    cr_assert_eq(cm_http_client_new(&cc, &c->http), 0);
+}
+
+void tc_start(struct tc_cluster *c, int i)
+{
+    struct tc_master *m = &c->m[i];
+    char peers[1024] = "", args[2048];
+    for (int k = 0; k < c->n; k++) {
+        if (k == i)
+            continue;
+        size_t l = strlen(peers);
+        snprintf(peers + l, sizeof(peers) - l, "%shttp://127.0.0.1:%u",
+                 l ? "," : "--peers ", c->m[k].http_port);
+    }
+    snprintf(args, sizeof(args),
+             "exec %s --id %d --addr 127.0.0.1:%u --http-port %u --http-bind 127.0.0.1 "
+             "%s --storage-dir %s --log-level %s %s %s >/dev/null 2>>%s/m%d.log",
+             DFS_MASTER_BIN, m->id, m->client_port, m->http_port, peers, m->dir,
+             getenv("TC_LOG") ? "debug" : "info", m->join ? "--join" : "",
+             c->extra_args ? c->extra_args : "", c->root, m->id);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        /* Die with the test: a failed assertion must not leave masters running. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        execl("/bin/sh", "sh", "-c", args, (char *)NULL);
+        _exit(127);
+    }
+    m->pid = pid;
+}
+
+void tc_start_all(struct tc_cluster *c)
+{
+    for (int i = 0; i < c->n; i++)
+        tc_start(c, i);
+}
+
+static void signal_wait(struct tc_cluster *c, int i, int sig)
+{
+    struct tc_master *m = &c->m[i];
+    if (m->pid == 0)
+        return;
+    kill(m->pid, sig);
+    int st;
+    waitpid(m->pid, &st, 0);
+    m->pid = 0;
+}
+
+void tc_kill(struct tc_cluster *c, int i)
+{
+    signal_wait(c, i, SIGKILL);
+}
+
+void tc_stop(struct tc_cluster *c, int i)
+{
+    signal_wait(c, i, SIGTERM);
+}
+
+void tc_destroy(struct tc_cluster *c)
+{
+    for (int i = 0; i < TC_MAX_MASTERS; i++)
+        tc_kill(c, i);
+    cm_http_client_free(c->http);
+    if (getenv("TC_KEEP") == NULL) {
+        char cmd[256];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", c->root);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", c->root);
+    } else {
+        fprintf(stderr, "cluster kept in %s\n", c->root);
+    }
+}
+
+cJSON *tc_status(struct tc_cluster *c, int i)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/status", c->m[i].http_port);
+    struct cm_http_response r = {0};
+    if (cm_http_get_json(c->http, url, &r) != 0) {
+        cm_http_response_clear(&r);
+        return NULL;
+    }
+    cJSON *j = r.json;
+    r.json = NULL;
+    cm_http_response_clear(&r);
+    return j;
+}
+
+int tc_wait_leader(struct tc_cluster *c, int timeout_ms)
+{
+    uint64_t deadline = tc_now_ms() + (uint64_t)timeout_ms;
+    while (tc_now_ms() < deadline) {
+        int leader = -1, agree = 0, running = 0;
+        uint64_t lid = 0, term = 0;
+        for (int i = 0; i < TC_MAX_MASTERS; i++) {
+            if (c->m[i].pid == 0)
+                continue;
+            running++;
+            cJSON *s = tc_status(c, i);
+            uint64_t l = 0, t = 0;
+            if (s != NULL && cm_json_get_u64(s, "leader_id", &l) == 0 &&
+                cm_json_get_u64(s, "term", &t) == 0 && l != 0) {
+                if (lid == 0) {
+                    lid = l;
+                    term = t;
+                }
+                if (l == lid && t == term)
+                    agree++;
+            }
+            cJSON_Delete(s);
+        }
+        if (lid != 0 && agree == running) {
+            leader = (int)lid - 1;
+            if (c->m[leader].pid != 0)
+                return leader;
+        }
+        usleep(20 * 1000);
+    }
+    return -1;
+}
+
+static int post(struct tc_cluster *c, uint16_t port, const char *path, cJSON *body,
+                struct cm_http_response *r)
+{
+    char url[160];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", port, path);
+    int rc = cm_http_post_json(c->http, url, body, r);
+    return rc;
+}
+
+static int hint_index(struct tc_cluster *c, const struct cm_http_response *r)
+{
+    const char *hint = NULL;
+    if (r->error == NULL || cm_json_get_str(r->error, "leader_hint", 64, &hint, NULL) != 0)
+        return -1;
+    const char *colon = strrchr(hint, ':');
+    if (colon == NULL)
+        return -1;
+    unsigned port = (unsigned)atoi(colon + 1);
+    for (int i = 0; i < TC_MAX_MASTERS; i++)
+        if (c->m[i].client_port == port)
+            return i;
+    return -1;
+}
+
+static int put_at(struct tc_cluster *c, int i, const char *client, uint64_t seq, const char *key,
+                  const char *value, uint64_t *revision, int *hint)
+{
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "key", key);
+    cJSON_AddStringToObject(b, "value", value);
+    cJSON_AddStringToObject(b, "client", client);
+    cm_json_add_u64(b, "seq", seq);
+    struct cm_http_response r = {0};
+    int rc = post(c, c->m[i].client_port, "/v1/kv/put", b, &r);
+    cJSON_Delete(b);
+    if (rc == 0 && revision != NULL)
+        cm_json_get_u64(r.json, "revision", revision);
+    if (hint != NULL)
+        *hint = rc == CM_E_NOT_LEADER ? hint_index(c, &r) : -1;
+    cm_http_response_clear(&r);
+    return rc;
+}
+
+int tc_put_at(struct tc_cluster *c, int i, const char *client, uint64_t seq, const char *key,
+              const char *value, uint64_t *revision)
+{
+    return put_at(c, i, client, seq, key, value, revision, NULL);
+}
+
+int tc_put(struct tc_cluster *c, const char *client, uint64_t seq, const char *key,
+           const char *value, int timeout_ms)
+{
+    uint64_t deadline = tc_now_ms() + (uint64_t)timeout_ms;
+    int i = 0, rc = CM_E_TIMEOUT;
+    while (tc_now_ms() < deadline) {
+        if (c->m[i].pid != 0) {
+            int hint = -1;
+            rc = put_at(c, i, client, seq, key, value, NULL, &hint);
+            if (rc == 0)
+                return 0;
+            if (rc == CM_E_NOT_LEADER && hint >= 0 && c->m[hint].pid != 0) {
+                i = hint;
+                continue;
+            }
+        }
+        i = (i + 1) % TC_MAX_MASTERS;
+        if (i == 0)
+            usleep(10 * 1000);
+    }
+    return rc;
+}
+
+int tc_get_at(struct tc_cluster *c, int i, const char *key, bool follower_read, char **value)
+{
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "key", key);
+    cJSON_AddBoolToObject(b, "follower_read", follower_read);
+    struct cm_http_response r = {0};
+    int rc = post(c, c->m[i].client_port, "/v1/kv/get", b, &r);
+    cJSON_Delete(b);
+    const char *v;
+    if (rc == 0 && cm_json_get_str(r.json, "value", 1 << 20, &v, NULL) == 0)
+        *value = strdup(v);
+    cm_http_response_clear(&r);
+    return rc;
+}
+
+int tc_get(struct tc_cluster *c, const char *key, char **value, int timeout_ms)
+{
+    uint64_t deadline = tc_now_ms() + (uint64_t)timeout_ms;
+    int rc = CM_E_TIMEOUT;
+    while (tc_now_ms() < deadline) {
+        for (int i = 0; i < TC_MAX_MASTERS; i++) {
+            if (c->m[i].pid == 0)
+                continue;
+            rc = tc_get_at(c, i, key, false, value);
+            if (rc == 0 || rc == CM_E_NOENT)
+                return rc;
+        }
+        usleep(10 * 1000);
+    }
+    return rc;
+}
+
+int tc_admin(struct tc_cluster *c, int i, const char *path, const char *json)
+{
+    cJSON *b = cJSON_Parse(json);
+    struct cm_http_response r = {0};
+    int rc = post(c, c->m[i].http_port, path, b, &r);
+    cJSON_Delete(b);
+    cm_http_response_clear(&r);
+    return rc;
+}

@@ -1,0 +1,68 @@
+/* Test harness: real dfs-master processes on 127.0.0.1 with free ports and temporary storage,
+ * started, killed (-9), stopped and restarted by the tests, plus small helpers for their HTTP
+ * APIs. For tests only. */
+#ifndef DFS_TESTS_CLUSTER_H
+#define DFS_TESTS_CLUSTER_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/http_client.h"
+
+#define TC_MAX_MASTERS 7
+
+struct tc_master {
+    int id;
+    uint16_t client_port;
+    uint16_t http_port;
+    char dir[256];
+    pid_t pid; /* 0 when not running */
+    bool join;
+};
+
+struct tc_cluster {
+    char root[128];
+    int n;
+    struct tc_master m[TC_MAX_MASTERS];
+    struct cm_http_client *http;
+    const char *extra_args; /* appended to every master's command line (space-separated) */
+    uint64_t client_seq;
+};
+
+/* Creates n masters' configuration (ports, dirs) without starting them. */
+void tc_init(struct tc_cluster *c, int n, const char *extra_args);
+/* Starts master i (0-based) with --peers naming all others among the first c->n. */
+void tc_start(struct tc_cluster *c, int i);
+void tc_start_all(struct tc_cluster *c);
+/* SIGKILL / SIGTERM (waits for exit) master i. */
+void tc_kill(struct tc_cluster *c, int i);
+void tc_stop(struct tc_cluster *c, int i);
+/* Stops everything and removes the temporary directory. */
+void tc_destroy(struct tc_cluster *c);
+
+/* GET /status of master i; NULL when it does not answer. Caller frees with cJSON_Delete. */
+cJSON *tc_status(struct tc_cluster *c, int i);
+/* Waits up to timeout_ms for a leader all running masters agree on; returns its index or -1. */
+int tc_wait_leader(struct tc_cluster *c, int timeout_ms);
+
+/* A put through the client API of master i (following no hint). Returns the cm result code;
+ * *hint_out (may be NULL) gets the leader hint port when NOT_LEADER. */
+int tc_put_at(struct tc_cluster *c, int i, const char *client, uint64_t seq, const char *key,
+              const char *value, uint64_t *revision);
+/* A put that finds the leader (hints, then every master) and retries on UNAVAILABLE, until
+ * timeout_ms. The same (client, seq) is reused across retries: exactly-once. */
+int tc_put(struct tc_cluster *c, const char *client, uint64_t seq, const char *key,
+           const char *value, int timeout_ms);
+/* A linearizable get at master i; *value malloc'd. */
+int tc_get_at(struct tc_cluster *c, int i, const char *key, bool follower_read, char **value);
+int tc_get(struct tc_cluster *c, const char *key, char **value, int timeout_ms);
+
+/* POST a JSON body to a master's admin port; returns the cm result code. */
+int tc_admin(struct tc_cluster *c, int i, const char *path, const char *json);
+
+/* Milliseconds on the monotonic clock. */
+uint64_t tc_now_ms(void);
+
+#endif

@@ -1,0 +1,214 @@
+/* Three (and four) real dfs-master processes on 127.0.0.1: election, failover without losing
+ * acknowledged writes, full restart, catch-up by snapshot, live membership and leader transfer. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cluster.h"
+#include "common/errors.h"
+#include "common/json.h"
+
+#define T_LEADER_MS 10000
+#define T_OP_MS 10000
+
+static uint64_t status_u64(struct tc_cluster *c, int i, const char *field)
+{
+    cJSON *s = tc_status(c, i);
+    uint64_t v = 0;
+    if (s != NULL)
+        cm_json_get_u64(s, field, &v);
+    cJSON_Delete(s);
+    return v;
+}
+
+static void put_keys(struct tc_cluster *c, const char *client, int from, int to)
+{
+    for (int k = from; k < to; k++) {
+        char key[32], val[32];
+        snprintf(key, sizeof(key), "k%d", k);
+        snprintf(val, sizeof(val), "v%d", k);
+        cr_assert_eq(tc_put(c, client, (uint64_t)k + 1, key, val, T_OP_MS), 0, "put %s", key);
+    }
+}
+
+static void check_keys(struct tc_cluster *c, int from, int to)
+{
+    for (int k = from; k < to; k++) {
+        char key[32], val[32], *got = NULL;
+        snprintf(key, sizeof(key), "k%d", k);
+        snprintf(val, sizeof(val), "v%d", k);
+        cr_assert_eq(tc_get(c, key, &got, T_OP_MS), 0, "get %s", key);
+        cr_assert_str_eq(got, val);
+        free(got);
+    }
+}
+
+Test(master_cluster, three_masters_elect_one_leader_and_agree, .timeout = 60)
+{
+    struct tc_cluster c;
+    tc_init(&c, 3, NULL);
+    tc_start_all(&c);
+    int leader = tc_wait_leader(&c, T_LEADER_MS);
+    cr_assert_geq(leader, 0, "no leader elected");
+    /* Every status names the same leader and term, and exactly one says LEADER. */
+    uint64_t term = status_u64(&c, 0, "term");
+    int leaders = 0;
+    for (int i = 0; i < 3; i++) {
+        cJSON *s = tc_status(&c, i);
+        const char *role;
+        cr_assert_not_null(s);
+        cr_assert_eq(cm_json_get_str(s, "role", 32, &role, NULL), 0);
+        leaders += strcmp(role, "LEADER") == 0;
+        cr_assert_eq(status_u64(&c, i, "term"), term);
+        cr_assert_eq(status_u64(&c, i, "leader_id"), (uint64_t)leader + 1);
+        cJSON_Delete(s);
+    }
+    cr_assert_eq(leaders, 1);
+    /* A follower answers NOT_LEADER with the leader's address. */
+    int follower = (leader + 1) % 3;
+    cr_assert_eq(tc_put_at(&c, follower, "t", 1, "a", "b", NULL), CM_E_NOT_LEADER);
+    tc_destroy(&c);
+}
+
+Test(master_cluster, leader_kill_loses_no_acknowledged_write, .timeout = 120)
+{
+    struct tc_cluster c;
+    tc_init(&c, 3, NULL);
+    tc_start_all(&c);
+    cr_assert_geq(tc_wait_leader(&c, T_LEADER_MS), 0);
+    put_keys(&c, "w", 0, 50);
+    for (int round = 0; round < 3; round++) {
+        int leader = tc_wait_leader(&c, T_LEADER_MS);
+        cr_assert_geq(leader, 0);
+        tc_kill(&c, leader);
+        /* The surviving two elect a leader and take writes again. */
+        put_keys(&c, "w", 50 + round * 10, 60 + round * 10);
+        tc_start(&c, leader);
+    }
+    cr_assert_geq(tc_wait_leader(&c, T_LEADER_MS), 0);
+    check_keys(&c, 0, 80);
+    tc_destroy(&c);
+}
+
+Test(master_cluster, retried_put_is_applied_once, .timeout = 60)
+{
+    struct tc_cluster c;
+    tc_init(&c, 3, NULL);
+    tc_start_all(&c);
+    int leader = tc_wait_leader(&c, T_LEADER_MS);
+    cr_assert_geq(leader, 0);
+    uint64_t r1 = 0, r2 = 0, r3 = 0;
+    cr_assert_eq(tc_put_at(&c, leader, "once", 1, "x", "1", &r1), 0);
+    cr_assert_eq(tc_put_at(&c, leader, "once", 1, "x", "1", &r2), 0);
+    cr_assert_eq(r1, r2, "a retry answers with the first result");
+    cr_assert_eq(tc_put_at(&c, leader, "once", 2, "x", "2", &r3), 0);
+    cr_assert_gt(r3, r1);
+    cr_assert_eq(tc_put_at(&c, leader, "once", 1, "x", "1", NULL), CM_E_INVAL, "stale seq");
+    tc_destroy(&c);
+}
+
+Test(master_cluster, full_restart_keeps_state_and_two_of_three_serve, .timeout = 120)
+{
+    struct tc_cluster c;
+    tc_init(&c, 3, NULL);
+    tc_start_all(&c);
+    cr_assert_geq(tc_wait_leader(&c, T_LEADER_MS), 0);
+    put_keys(&c, "r", 0, 30);
+    for (int i = 0; i < 3; i++)
+        tc_stop(&c, i);
+    tc_start(&c, 0);
+    tc_start(&c, 2);
+    cr_assert_geq(tc_wait_leader(&c, T_LEADER_MS), 0, "two of three elect a leader");
+    check_keys(&c, 0, 30);
+    put_keys(&c, "r", 30, 40);
+    tc_start(&c, 1);
+    cr_assert_geq(tc_wait_leader(&c, T_LEADER_MS), 0);
+    check_keys(&c, 0, 40);
+    tc_destroy(&c);
+}
+
+Test(master_cluster, stopped_follower_catches_up_by_snapshot, .timeout = 300)
+{
+    struct tc_cluster c;
+    tc_init(&c, 3, "--snapshot-entries 200");
+    tc_start_all(&c);
+    int leader = tc_wait_leader(&c, T_LEADER_MS);
+    cr_assert_geq(leader, 0);
+    int follower = (leader + 1) % 3;
+    tc_stop(&c, follower);
+    put_keys(&c, "s", 0, 5000);
+    cr_assert_gt(status_u64(&c, leader, "snapshot_index"), 0, "the leader compacted its log");
+    tc_start(&c, follower);
+    uint64_t target = status_u64(&c, leader, "commit_index");
+    uint64_t deadline = tc_now_ms() + 60000;
+    while (status_u64(&c, follower, "applied_index") < target && tc_now_ms() < deadline)
+        usleep(50 * 1000);
+    cr_assert_geq(status_u64(&c, follower, "applied_index"), target);
+    cr_assert_gt(status_u64(&c, follower, "snapshot_index"), 0, "caught up by a snapshot");
+    char *v = NULL;
+    cr_assert_eq(tc_get_at(&c, follower, "k4999", true, &v), 0);
+    cr_assert_str_eq(v, "v4999");
+    free(v);
+    tc_destroy(&c);
+}
+
+static bool is_voter(struct tc_cluster *c, int at, uint64_t id)
+{
+    cJSON *s = tc_status(c, at);
+    const cJSON *peers, *p;
+    bool voter = false;
+    if (s != NULL && cm_json_get_array(s, "peers", &peers) == 0) {
+        cJSON_ArrayForEach(p, peers)
+        {
+            uint64_t pid = 0;
+            bool v = false;
+            cm_json_get_u64(p, "id", &pid);
+            cm_json_get_bool(p, "voter", &v);
+            if (pid == id)
+                voter = v;
+        }
+    }
+    cJSON_Delete(s);
+    return voter;
+}
+
+Test(master_cluster, membership_add_promote_remove_and_transfer, .timeout = 180)
+{
+    struct tc_cluster c;
+    tc_init(&c, 3, NULL);
+    tc_start_all(&c);
+    int leader = tc_wait_leader(&c, T_LEADER_MS);
+    cr_assert_geq(leader, 0);
+    put_keys(&c, "m", 0, 20);
+
+    /* A fourth master joins as a non-voter, catches up and is promoted. */
+    c.m[3].join = true;
+    tc_start(&c, 3);
+    char body[128];
+    snprintf(body, sizeof(body), "{\"id\":4,\"url\":\"http://127.0.0.1:%u\"}", c.m[3].http_port);
+    cr_assert_eq(tc_admin(&c, leader, "/admin/add-master", body), 0);
+    uint64_t deadline = tc_now_ms() + 30000;
+    while (!is_voter(&c, leader, 4) && tc_now_ms() < deadline)
+        usleep(50 * 1000);
+    cr_assert(is_voter(&c, leader, 4), "master 4 was promoted");
+    char *v = NULL;
+    cr_assert_eq(tc_get_at(&c, 3, "k19", true, &v), 0);
+    cr_assert_str_eq(v, "v19");
+    free(v);
+
+    /* Leadership moves on request. */
+    int target = leader == 0 ? 1 : 0;
+    snprintf(body, sizeof(body), "{\"target\":%d}", target + 1);
+    cr_assert_eq(tc_admin(&c, leader, "/admin/transfer-leader", body), 0);
+    cr_assert_eq(tc_wait_leader(&c, T_LEADER_MS), target);
+
+    /* The old leader is removed; the rest keep serving. */
+    snprintf(body, sizeof(body), "{\"id\":%d}", leader + 1);
+    cr_assert_eq(tc_admin(&c, target, "/admin/remove-master", body), 0);
+    tc_stop(&c, leader);
+    put_keys(&c, "m", 20, 30);
+    check_keys(&c, 0, 30);
+    tc_destroy(&c);
+}

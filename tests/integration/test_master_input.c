@@ -1,0 +1,166 @@
+/* Bad input to a running master's peer and admin endpoints is refused with a clear 4xx and harms
+ * nothing: malformed, truncated, mistyped and oversized messages, unknown paths, wrong secrets,
+ * misdirected and old-term messages. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+#include "common/auth.h"
+#include "common/errors.h"
+#include "common/json.h"
+
+static int raw_post(struct cm_http_client *h, uint16_t port, const char *path, const char *body,
+                    size_t len, const char *ctype, int *status)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", port, path);
+    struct cm_http_call call = {.method = "POST", .url = url, .body = body, .body_len = len,
+                                .content_type = ctype};
+    struct cm_http_response r = {0};
+    int rc = cm_http_call(h, &call, &r);
+    *status = r.status;
+    cm_http_response_clear(&r);
+    return rc;
+}
+
+static int post_str(struct tc_cluster *c, const char *path, const char *body, int *status)
+{
+    return raw_post(c->http, c->m[0].http_port, path, body, strlen(body), "application/json",
+                    status);
+}
+
+Test(master_input, malformed_peer_messages_are_rejected, .timeout = 60)
+{
+    struct tc_cluster c;
+    int st;
+    tc_init(&c, 1, NULL);
+    tc_start_all(&c);
+    cr_assert_eq(tc_wait_leader(&c, 10000), 0);
+    cJSON *s0 = tc_status(&c, 0);
+    uint64_t term0 = 0;
+    cm_json_get_u64(s0, "term", &term0);
+    cJSON_Delete(s0);
+
+    cr_assert_eq(post_str(&c, "/raft/append", "{", &st), CM_E_BAD_JSON);
+    cr_assert_eq(st, 400);
+    const char *full = "{\"from\":2,\"to\":1,\"term\":1,\"prev_index\":0,\"prev_term\":0,"
+                       "\"commit\":0,\"entries\":[]}";
+    for (size_t cut = 1; cut < strlen(full); cut += 7) {
+        char trunc[256];
+        memcpy(trunc, full, cut);
+        trunc[cut] = 0;
+        cr_assert_eq(post_str(&c, "/raft/append", trunc, &st), CM_E_BAD_JSON, "cut %zu", cut);
+    }
+    cr_assert_eq(post_str(&c, "/raft/append",
+                          "{\"from\":\"two\",\"to\":1,\"term\":1,\"prev_index\":0,"
+                          "\"prev_term\":0,\"commit\":0,\"entries\":[]}",
+                          &st),
+                 CM_E_BAD_FIELD);
+    cr_assert_eq(post_str(&c, "/raft/append",
+                          "{\"from\":2,\"to\":1,\"term\":-1,\"prev_index\":0,"
+                          "\"prev_term\":0,\"commit\":0,\"entries\":[]}",
+                          &st),
+                 CM_E_RANGE);
+    cr_assert_eq(post_str(&c, "/raft/append",
+                          "{\"from\":2,\"to\":1,\"term\":9,\"prev_index\":0,\"prev_term\":0,"
+                          "\"commit\":0,\"entries\":[{\"term\":9,\"type\":0,\"data\":\"!!\"}]}",
+                          &st),
+                 CM_E_BAD_FIELD, "bad base64");
+    cr_assert_eq(post_str(&c, "/raft/vote", "{\"from\":2,\"term\":5}", &st), CM_E_MISSING_FIELD);
+    cr_assert_eq(post_str(&c, "/raft/nonsense", "{}", &st), CM_E_NO_ROUTE);
+    cr_assert_eq(st, 404);
+    cr_assert_eq(post_str(&c, "/raft/snapshot", "data", &st), CM_E_MISSING_FIELD);
+    /* Misdirected: addressed to another node id. */
+    cr_assert_eq(post_str(&c, "/raft/append",
+                          "{\"from\":2,\"to\":9,\"term\":1,\"prev_index\":0,\"prev_term\":0,"
+                          "\"commit\":0,\"entries\":[]}",
+                          &st),
+                 CM_E_INVAL);
+    /* Oversized: more than the peer body limit. */
+    size_t big = (16u << 20) + 1024;
+    char *huge = malloc(big);
+    memset(huge, ' ', big);
+    huge[0] = '{';
+    huge[big - 1] = '}';
+    cr_assert_eq(raw_post(c.http, c.m[0].http_port, "/raft/append", huge, big,
+                          "application/json", &st),
+                 CM_E_TOO_LARGE);
+    cr_assert_eq(st, 413);
+    free(huge);
+    /* An old-term message from an unknown sender changes nothing. */
+    post_str(&c, "/raft/append",
+             "{\"from\":2,\"to\":1,\"term\":0,\"prev_index\":0,\"prev_term\":0,\"commit\":0,"
+             "\"entries\":[]}",
+             &st);
+    /* Admin: wrong types. */
+    cr_assert_eq(tc_admin(&c, 0, "/admin/add-master", "{\"id\":\"x\",\"url\":1}"),
+                 CM_E_BAD_FIELD);
+    cr_assert_eq(tc_admin(&c, 0, "/admin/add-master", "{\"id\":5,\"url\":\"nope\"}"),
+                 CM_E_BAD_FIELD);
+    cr_assert_eq(tc_admin(&c, 0, "/admin/remove-master", "{\"id\":42}"), CM_E_NOENT);
+
+    /* The master is unharmed: same term, still leader, still taking writes. */
+    cJSON *s = tc_status(&c, 0);
+    uint64_t term = 0;
+    const char *role = "";
+    cm_json_get_u64(s, "term", &term);
+    cm_json_get_str(s, "role", 32, &role, NULL);
+    cr_assert_eq(term, term0);
+    cr_assert_str_eq(role, "LEADER");
+    cJSON_Delete(s);
+    cr_assert_eq(tc_put(&c, "x", 1, "alive", "yes", 5000), 0);
+    tc_destroy(&c);
+}
+
+Test(master_input, secret_is_required_when_configured, .timeout = 60)
+{
+    struct tc_cluster c;
+    int st;
+    char args[256], path[200];
+    tc_init(&c, 1, NULL);
+    snprintf(path, sizeof(path), "%s/secret", c.root);
+    FILE *f = fopen(path, "w");
+    fputs("s3cret-value\n", f);
+    fclose(f);
+    snprintf(args, sizeof(args), "--secret-file %s", path);
+    c.extra_args = args;
+    tc_start_all(&c);
+
+    /* The harness client has no secret: admin and client calls are refused... */
+    uint64_t deadline = tc_now_ms() + 10000;
+    int rc;
+    do {
+        rc = tc_admin(&c, 0, "/admin/remove-master", "{\"id\":3}");
+    } while (rc == CM_E_CONNECT && tc_now_ms() < deadline);
+    cr_assert_eq(rc, CM_E_UNAUTHORIZED);
+    cr_assert_eq(post_str(&c, "/raft/append", "{}", &st), CM_E_UNAUTHORIZED);
+    cr_assert_eq(st, 401);
+    cr_assert_eq(tc_put_at(&c, 0, "a", 1, "k", "v", NULL), CM_E_UNAUTHORIZED);
+
+    /* ...a wrong secret too, the right one passes; /status stays public. */
+    struct cm_secret wrong, right;
+    cm_secret_set(&wrong, "not-it", 6);
+    cm_secret_set(&right, "s3cret-value", 12);
+    struct cm_http_client *hw, *hr;
+    struct cm_http_client_config cw = {.secret = &wrong}, cr = {.secret = &right};
+    cr_assert_eq(cm_http_client_new(&cw, &hw), 0);
+    cr_assert_eq(cm_http_client_new(&cr, &hr), 0);
+    const char *body = "{\"key\":\"k\",\"value\":\"v\",\"client\":\"c\",\"seq\":1}";
+    cr_assert_eq(raw_post(hw, c.m[0].client_port, "/v1/kv/put", body, strlen(body),
+                          "application/json", &st),
+                 CM_E_UNAUTHORIZED);
+    deadline = tc_now_ms() + 10000;
+    do {
+        rc = raw_post(hr, c.m[0].client_port, "/v1/kv/put", body, strlen(body),
+                      "application/json", &st);
+    } while (rc == CM_E_NOT_LEADER && tc_now_ms() < deadline);
+    cr_assert_eq(rc, 0);
+    cJSON *s = tc_status(&c, 0);
+    cr_assert_not_null(s, "/status is public");
+    cJSON_Delete(s);
+    cm_http_client_free(hw);
+    cm_http_client_free(hr);
+    tc_destroy(&c);
+}
