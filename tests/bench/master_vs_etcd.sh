@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Committed writes per second and latency: 3 dfs-masters vs 3 etcd 3.4 members, same machine,
+# same run, same load generator (tests/bench/bench_kv.c), 1 and 32 concurrent clients.
+#   tests/bench/master_vs_etcd.sh [BUILD_DIR] [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BUILD=${1:-build/release}
+SECS=${2:-10}
+MASTER=$BUILD/master/dfs-master
+BENCH=$BUILD/tests/bench/bench_kv
+[ -x "$MASTER" ] && [ -x "$BENCH" ] || { echo "build first: make build" >&2; exit 1; }
+if ! command -v etcd >/dev/null; then
+    echo "installing etcd-server (Debian) for the comparison" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q etcd-server etcd-client >/dev/null
+fi
+
+ROOT=$(mktemp -d /tmp/dfs-bench-XXXXXX)
+PIDS=()
+cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$ROOT"; }
+trap cleanup EXIT
+
+# dfs: 3 masters
+for i in 1 2 3; do
+    peers=""
+    for j in 1 2 3; do [ $j = $i ] || peers="$peers${peers:+,}http://127.0.0.1:1808$j"; done
+    "$MASTER" --id $i --addr 127.0.0.1:1905$i --http-port 1808$i --http-bind 127.0.0.1 \
+        --peers "$peers" --storage-dir "$ROOT/m$i" --log-level warn 2>"$ROOT/m$i.log" &
+    PIDS+=($!)
+done
+# etcd: 3 members
+CL="e1=http://127.0.0.1:1238,e2=http://127.0.0.1:1248,e3=http://127.0.0.1:1258"
+for i in 1 2 3; do
+    etcd --name e$i --data-dir "$ROOT/e$i" \
+        --listen-client-urls http://127.0.0.1:12${i}79 --advertise-client-urls http://127.0.0.1:12${i}79 \
+        --listen-peer-urls http://127.0.0.1:12${i}8 --initial-advertise-peer-urls http://127.0.0.1:12${i}8 \
+        --initial-cluster "$CL" --initial-cluster-state new --log-level error \
+        >"$ROOT/e$i.log" 2>&1 &
+    PIDS+=($!)
+done
+sleep 3
+# etcd's leader (puts go to it, as with dfs)
+ETCD_LEADER=""
+for i in 1 2 3; do
+    if ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.1:12${i}79 endpoint status -w fields 2>/dev/null \
+        | grep -q '"IsLeader" : true'; then
+        ETCD_LEADER=http://127.0.0.1:12${i}79
+    fi
+done
+ETCD_LEADER=${ETCD_LEADER:-http://127.0.0.1:12179}
+DFS_URLS=http://127.0.0.1:19051,http://127.0.0.1:19052,http://127.0.0.1:19053
+
+echo "# committed puts, ${SECS}s each, value 64 B ($(date -u +%F))"
+for c in 1 32; do
+    d=$("$BENCH" --target dfs --url "$DFS_URLS" --clients $c --seconds "$SECS" --json)
+    e=$("$BENCH" --target etcd --url "$ETCD_LEADER" --clients $c --seconds "$SECS" --json)
+    echo "$d"
+    echo "$e"
+    dr=$(echo "$d" | sed -n 's/.*"puts_per_s":\([0-9.]*\).*/\1/p')
+    er=$(echo "$e" | sed -n 's/.*"puts_per_s":\([0-9.]*\).*/\1/p')
+    awk -v d="$dr" -v e="$er" -v c="$c" 'BEGIN { printf "clients=%d  dfs/etcd = %.2fx\n", c, d / e }'
+done
