@@ -110,10 +110,34 @@ void tc_stop(struct tc_cluster *c, int i)
     signal_wait(c, i, SIGTERM);
 }
 
+/* Fails the test when a master's log holds a sanitizer report (masters stopped with SIGTERM
+ * run their leak check at exit). */
+static void check_logs(struct tc_cluster *c)
+{
+    for (int i = 0; i < TC_MAX_MASTERS; i++) {
+        char path[300], line[512];
+        snprintf(path, sizeof(path), "%s/m%d.log", c->root, i + 1);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        while (fgets(line, sizeof(line), f) != NULL) {
+            if (strstr(line, "ERROR: AddressSanitizer") || strstr(line, "ERROR: LeakSanitizer") ||
+                strstr(line, "runtime error:")) {
+                fclose(f);
+                setenv("TC_KEEP", "1", 1);
+                cr_assert(0, "sanitizer report in %s: %s", path, line);
+                return;
+            }
+        }
+        fclose(f);
+    }
+}
+
 void tc_destroy(struct tc_cluster *c)
 {
     for (int i = 0; i < TC_MAX_MASTERS; i++)
-        tc_kill(c, i);
+        tc_stop(c, i);
+    check_logs(c);
     cm_http_client_free(c->http);
     if (getenv("TC_KEEP") == NULL) {
         char cmd[256];
