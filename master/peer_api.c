@@ -1,5 +1,6 @@
 /* Raft endpoints on the peer port: one POST per message, queued to the node and answered at
  * once (the reply travels as its own message), plus /raft/hello for bootstrapping. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/errors.h"
@@ -40,6 +41,41 @@ static int h_raft_json(struct cm_http_req *req, void *data)
     }
     rc = deliver(m, req, &w.msg);
     rw_msg_free(&w);
+    return rc;
+}
+
+static int h_raft_batch(struct cm_http_req *req, void *data)
+{
+    struct master *m = data;
+    if (!atomic_load(&m->ready))
+        return CM_E_UNAVAILABLE;
+    const cJSON *arr, *item;
+    int rc = cm_json_get_array(cm_http_req_json(req), "messages", &arr);
+    if (rc != 0)
+        return rc;
+    int n = cJSON_GetArraySize(arr);
+    if (n > RW_MAX_BATCH)
+        return CM_E_RANGE;
+    struct rw_msg *ms = calloc(n > 0 ? (size_t)n : 1, sizeof(*ms));
+    if (ms == NULL)
+        return CM_E_NOMEM;
+    int k = 0;
+    /* All or nothing: a batch with one malformed message is refused whole. */
+    cJSON_ArrayForEach(item, arr)
+    {
+        if ((rc = rw_decode_batch_item(item, &ms[k])) != 0)
+            break;
+        k++;
+    }
+    if (rc != 0)
+        LOG_WARN("raft: rejected malformed batch from %s: message %d: %s",
+                 cm_http_req_peer(req), k, cm_strerror(rc));
+    for (int i = 0; i < k; i++) {
+        if (rc == 0)
+            rc = deliver(m, req, &ms[i].msg);
+        rw_msg_free(&ms[i]);
+    }
+    free(ms);
     return rc;
 }
 
@@ -91,6 +127,7 @@ int master_add_peer_routes(struct master *m, struct cm_http_server *srv)
         {"POST", RW_PATH_TIMEOUT_NOW, CM_HTTP_JSON, NULL, NULL, h_raft_json, m},
         {"POST", RW_PATH_READ_INDEX, CM_HTTP_JSON, NULL, NULL, h_raft_json, m},
         {"POST", RW_PATH_READ_INDEX_RESP, CM_HTTP_JSON, NULL, NULL, h_raft_json, m},
+        {"POST", RW_PATH_BATCH, CM_HTTP_JSON, NULL, NULL, h_raft_batch, m},
         {"GET", RW_PATH_HELLO, 0, NULL, NULL, h_hello, m},
     };
     return cm_http_server_add_routes(srv, routes, sizeof(routes) / sizeof(routes[0]));

@@ -63,6 +63,8 @@ struct rt_transport {
 struct inflight_ctx {
     struct rt_transport *t;
     raft_id id;
+    size_t n;        /* queued requests this one carries */
+    char *batch;     /* the batch body, when n > 1 */
 };
 
 static void req_free(struct req *r)
@@ -145,17 +147,25 @@ static void on_done(void *ctx, int err, struct cm_http_response *resp)
     (void)resp;
     pthread_mutex_lock(&t->mu);
     struct peer *p = find_peer(t, c->id);
+    size_t carried = c->n;
+    free(c->batch);
     free(c);
     if (p == NULL) {
         pthread_mutex_unlock(&t->mu);
         return;
     }
-    struct req *r = p->qhead;
-    if (r != NULL) {
-        p->qhead = r->next;
+    /* The request carried the first `carried` queued messages. */
+    struct req *r = NULL;
+    for (size_t i = 0; i < carried && p->qhead != NULL; i++) {
+        struct req *h = p->qhead;
+        p->qhead = h->next;
         if (p->qhead == NULL)
             p->qtail = NULL;
         p->qlen--;
+        if (i + 1 < carried)
+            req_free(h);
+        else
+            r = h;
     }
     p->inflight = false;
     p->last_err = err;
@@ -188,27 +198,61 @@ static void on_done(void *ctx, int err, struct cm_http_response *resp)
     pthread_mutex_unlock(&t->mu);
 }
 
+/* Joins the JSON messages queued from r on into one batch body (at least two, else NULL).
+ * Sets *n to the number of messages it carries. */
+static char *join_batch(const struct req *r, size_t *n, size_t *len)
+{
+    size_t k = 0, total = 16;
+    const struct req *q;
+    for (q = r; q != NULL && q->hdrbuf == NULL && k < RW_MAX_BATCH &&
+                total + q->len < RW_MAX_APPEND_BODY / 2;
+         q = q->next, k++)
+        total += q->len + 1;
+    if (k < 2)
+        return NULL;
+    char *b = malloc(total), *p = b;
+    if (b == NULL)
+        return NULL;
+    p += sprintf(p, "{\"messages\":[");
+    q = r;
+    for (size_t i = 0; i < k; i++, q = q->next) {
+        if (i > 0)
+            *p++ = ',';
+        memcpy(p, q->body, q->len);
+        p += q->len;
+    }
+    p += sprintf(p, "]}");
+    *n = k;
+    *len = (size_t)(p - b);
+    return b;
+}
+
 /* With t->mu held. */
 static void submit_head(struct rt_transport *t, struct peer *p)
 {
     struct req *r = p->qhead;
     char url[RAFT_ADDR_MAX + 64];
-    snprintf(url, sizeof(url), "%s%s", p->base, r->path);
-    struct cm_http_call call = {
-        .method = "POST",
-        .url = url,
-        .body = r->body,
-        .body_len = r->len,
-        .content_type = r->content_type,
-        .headers = r->headers,
-        .timeout_ms = t->cfg.timeout_ms,
-    };
-    struct inflight_ctx *c = malloc(sizeof(*c));
+    struct inflight_ctx *c = calloc(1, sizeof(*c));
     if (c == NULL)
         goto fail;
     c->t = t;
     c->id = p->id;
+    c->n = 1;
+    size_t blen = 0;
+    /* Messages that piled up while the last request was in flight travel together. */
+    c->batch = r->hdrbuf == NULL ? join_batch(r, &c->n, &blen) : NULL;
+    snprintf(url, sizeof(url), "%s%s", p->base, c->batch ? RW_PATH_BATCH : r->path);
+    struct cm_http_call call = {
+        .method = "POST",
+        .url = url,
+        .body = c->batch ? c->batch : r->body,
+        .body_len = c->batch ? blen : r->len,
+        .content_type = r->content_type,
+        .headers = r->headers,
+        .timeout_ms = t->cfg.timeout_ms,
+    };
     if (cm_http_async_submit(t->async, &call, on_done, c) != 0) {
+        free(c->batch);
         free(c);
         goto fail;
     }

@@ -118,6 +118,8 @@ int rw_encode_json(const struct raft_msg *m, cJSON **out)
     cJSON *o = cJSON_CreateObject();
     if (o == NULL)
         return CM_E_NOMEM;
+    if (cJSON_AddStringToObject(o, "path", rw_path(m)) == NULL)
+        goto nomem;
     ADD_U64(o, "from", m->from);
     ADD_U64(o, "to", m->to);
     ADD_U64(o, "term", m->term);
@@ -383,4 +385,16 @@ int rw_decode_snapshot(rw_header_fn get, void *ctx, const void *data, size_t len
     s->len = (uint32_t)len;
     s->data = data;
     return 0;
+}
+
+int rw_decode_batch_item(const cJSON *item, struct rw_msg *out)
+{
+    const char *path;
+    int rc = cm_json_get_str(item, "path", 64, &path, NULL);
+    if (rc != 0)
+        return rc;
+    if (strcmp(path, RW_PATH_SNAPSHOT) == 0 || strcmp(path, RW_PATH_BATCH) == 0)
+        return CM_E_BAD_FIELD;
+    rc = rw_decode_json(path, item, out);
+    return rc == CM_E_NO_ROUTE ? CM_E_BAD_FIELD : rc;
 }

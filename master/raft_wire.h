@@ -21,6 +21,10 @@
 #define RW_PATH_READ_INDEX "/raft/read-index"
 #define RW_PATH_READ_INDEX_RESP "/raft/read-index-response"
 #define RW_PATH_HELLO "/raft/hello"
+/* Several queued messages for one peer in one request: {"messages":[<message>,...]}, each
+ * message the JSON of its own endpoint plus "path" naming that endpoint. */
+#define RW_PATH_BATCH "/raft/batch"
+#define RW_MAX_BATCH 1024
 
 /* Headers of a snapshot chunk (and X-Dfs-Advertise on every peer request). */
 #define RW_HDR_ADVERTISE "X-Dfs-Advertise"
@@ -43,6 +47,11 @@ const char *rw_path(const struct raft_msg *m);
 /* JSON body of a non-snapshot message (entries' data in base64). On success *out is a new tree
  * (cJSON_Delete). Errors: CM_E_INVAL (a snapshot message), CM_E_NOMEM. */
 int rw_encode_json(const struct raft_msg *m, cJSON **out);
+
+/* Decodes one element of a batch (its "path" field names the endpoint). Errors as for
+ * rw_decode_json; a snapshot chunk or a missing path is CM_E_BAD_FIELD. */
+struct rw_msg;
+int rw_decode_batch_item(const cJSON *item, struct rw_msg *out);
 
 /* A decoded message and the memory behind its entries. */
 struct rw_msg {

@@ -28,7 +28,7 @@ for i in 1 2 3; do
     PIDS+=($!)
 done
 # etcd: 3 members
-CL="e1=http://127.0.0.1:1238,e2=http://127.0.0.1:1248,e3=http://127.0.0.1:1258"
+CL="e1=http://127.0.0.1:1218,e2=http://127.0.0.1:1228,e3=http://127.0.0.1:1238"
 for i in 1 2 3; do
     etcd --name e$i --data-dir "$ROOT/e$i" \
         --listen-client-urls http://127.0.0.1:12${i}79 --advertise-client-urls http://127.0.0.1:12${i}79 \

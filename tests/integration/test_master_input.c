@@ -72,6 +72,19 @@ Test(master_input, malformed_peer_messages_are_rejected, .timeout = 60)
     cr_assert_eq(post_str(&c, "/raft/nonsense", "{}", &st), CM_E_NO_ROUTE);
     cr_assert_eq(st, 404);
     cr_assert_eq(post_str(&c, "/raft/snapshot", "data", &st), CM_E_MISSING_FIELD);
+    /* Batches: wrong types, unknown or binary-only paths, one bad message among good ones. */
+    cr_assert_eq(post_str(&c, "/raft/batch", "{\"messages\":\"x\"}", &st), CM_E_BAD_FIELD);
+    cr_assert_eq(post_str(&c, "/raft/batch", "{\"messages\":[{\"path\":\"/raft/snapshot\"}]}",
+                          &st),
+                 CM_E_BAD_FIELD);
+    cr_assert_eq(post_str(&c, "/raft/batch", "{\"messages\":[{\"path\":\"/nope\"}]}", &st),
+                 CM_E_BAD_FIELD);
+    cr_assert_eq(post_str(&c, "/raft/batch",
+                          "{\"messages\":[{\"path\":\"/raft/timeout-now\",\"from\":2,\"to\":1,"
+                          "\"term\":0},{\"path\":\"/raft/vote\",\"from\":2}]}",
+                          &st),
+                 CM_E_MISSING_FIELD);
+    cr_assert_eq(st, 400);
     /* Misdirected: addressed to another node id. */
     cr_assert_eq(post_str(&c, "/raft/append",
                           "{\"from\":2,\"to\":9,\"term\":1,\"prev_index\":0,\"prev_term\":0,"
