@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "cluster.h"
 #include "common/auth.h"
@@ -180,4 +181,29 @@ Test(master_input, secret_is_required_when_configured, .timeout = 60)
     cm_http_client_free(hw);
     cm_http_client_free(hr);
     tc_destroy(&c);
+}
+
+static int run_master(const char *args)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "%s %s >/dev/null 2>&1", DFS_MASTER_BIN, args);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(master_input, bad_flags_and_unusable_storage_exit_2)
+{
+    cr_assert_eq(run_master("--help"), 0);
+    cr_assert_eq(run_master("--id 1"), 2, "no --storage-dir");
+    cr_assert_eq(run_master("--storage-dir /tmp/x"), 2, "no --id");
+    cr_assert_eq(run_master("--id 0 --storage-dir /tmp/x"), 2);
+    cr_assert_eq(run_master("--id one --storage-dir /tmp/x"), 2);
+    cr_assert_eq(run_master("--id 1 --storage-dir /tmp/x --http-port 70000"), 2);
+    cr_assert_eq(run_master("--id 1 --storage-dir /tmp/x --addr nohostport"), 2);
+    cr_assert_eq(run_master("--id 1 --storage-dir /tmp/x --bogus"), 2);
+    cr_assert_eq(run_master("--id 1 --storage-dir /tmp/x --log-level loud"), 2);
+    cr_assert_eq(run_master("--id 1 --storage-dir /etc/passwd"), 2, "not a directory");
+    cr_assert_eq(run_master("--id 1 --storage-dir /proc/nope/x"), 2, "cannot be created");
+    cr_assert_eq(run_master("--id 1 --storage-dir /tmp/x --heartbeat-ms 500"), 2,
+                 "heartbeat not below the election timeout");
 }
