@@ -13,6 +13,8 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
     echo "dfs: the local cluster cannot start yet; these programs are not built in this version:"
     printf '  %s\n' "${missing[@]}"
-    echo "What exists today: the common/ library and the Raft core, exercised by 'make test'."
+    echo "What runs today: dfs-master (a Raft-replicated metadata cluster with a key-value and"
+    echo "filesystem API) and dfs-chunkserver (the block store), exercised by 'make test'; the"
+    echo "FUSE mount and dfsctl come next."
     exit 1
 fi
