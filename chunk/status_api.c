@@ -7,6 +7,7 @@
 
 #include "chunk/cs_internal.h"
 #include "chunk/cs_proto.h"
+#include "common/text.h"
 #include "common/errors.h"
 #include "common/json.h"
 
@@ -84,60 +85,21 @@ static int status_handler(struct cm_http_req *req, void *data)
     return cm_http_answer_json(req, 200, o);
 }
 
-struct text {
-    char *buf;
-    size_t len, cap;
-    bool failed;
-};
-
-static void __attribute__((format(printf, 2, 3))) put(struct text *t, const char *fmt, ...)
+static void metric(struct cm_text *t, const char *name, const char *type, const char *help,
+                   uint64_t v)
 {
-    va_list ap;
-    int n;
-
-    if (t->failed)
-        return;
-    for (;;) {
-        va_start(ap, fmt);
-        n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            t->failed = true;
-            return;
-        }
-        if ((size_t)n < t->cap - t->len) {
-            t->len += (size_t)n;
-            return;
-        }
-        size_t cap = t->cap * 2 + (size_t)n;
-        char *nb = realloc(t->buf, cap);
-        if (nb == NULL) {
-            t->failed = true;
-            return;
-        }
-        t->buf = nb;
-        t->cap = cap;
-    }
-}
-
-static void metric(struct text *t, const char *name, const char *type, const char *help, uint64_t v)
-{
-    put(t, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type, name, v);
+    cm_text_printf(t, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type, name,
+                   v);
 }
 
 static int metrics_handler(struct cm_http_req *req, void *data)
 {
     struct chunkserver *cs = data;
-    struct text t = {0};
+    struct cm_text t = {0};
     struct figures f;
     int rc;
 
     gather(cs, &f);
-    t.cap = 4096;
-    t.buf = malloc(t.cap);
-    if (t.buf == NULL)
-        return CM_E_NOMEM;
-    t.buf[0] = '\0';
     metric(&t, "dfs_cs_bytes_written_total", "counter", "Block bytes accepted into the store.",
            f.st.bytes_written);
     metric(&t, "dfs_cs_bytes_read_total", "counter",
@@ -193,12 +155,9 @@ static int metrics_handler(struct cm_http_req *req, void *data)
     metric(&t, "dfs_cs_master_failures_total", "counter",
            "Register, report or heartbeat operations that failed.", f.link.failures);
     metric(&t, "dfs_cs_block_reports_total", "counter", "Full block reports sent.", f.link.reports);
-    if (t.failed) {
-        free(t.buf);
-        return CM_E_NOMEM;
-    }
-    rc = cm_http_answer_bytes(req, 200, "text/plain; version=0.0.4", t.buf, t.len);
-    free(t.buf);
+    rc = t.err != 0 ? t.err
+                    : cm_http_answer_bytes(req, 200, "text/plain; version=0.0.4", t.buf, t.len);
+    cm_text_free(&t);
     return rc;
 }
 

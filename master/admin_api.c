@@ -1,7 +1,6 @@
 /* Admin endpoints on the peer port: GET /status (JSON), GET /metrics (Prometheus text), and
  * POST /admin/transfer-leader, /admin/add-master, /admin/remove-master on the leader. */
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,14 +8,15 @@
 #include "common/errors.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/text.h"
 #include "common/resolver.h"
 #include "master/master.h"
 
-#define STATUS_PATH "/status"
-#define METRICS_PATH "/metrics"
+#define STATUS_PATH    "/status"
+#define METRICS_PATH   "/metrics"
 #define ADMIN_TRANSFER "/admin/transfer-leader"
-#define ADMIN_ADD "/admin/add-master"
-#define ADMIN_REMOVE "/admin/remove-master"
+#define ADMIN_ADD      "/admin/add-master"
+#define ADMIN_REMOVE   "/admin/remove-master"
 
 static const char *role_lower(int role)
 {
@@ -109,9 +109,8 @@ static int h_status(struct cm_http_req *req, void *data)
                 continue;
             cm_json_add_u64(p, "match_index", q->match_index);
             cm_json_add_u64(p, "next_index", q->next_index);
-            cm_json_add_u64(p, "lag", r->last_index > q->match_index
-                                          ? r->last_index - q->match_index
-                                          : 0);
+            cm_json_add_u64(p, "lag",
+                            r->last_index > q->match_index ? r->last_index - q->match_index : 0);
             if (q->last_contact != 0)
                 cm_json_add_u64(p, "last_contact_ms_ago",
                                 now > q->last_contact ? now - q->last_contact : 0);
@@ -133,44 +132,6 @@ static int h_status(struct cm_http_req *req, void *data)
     return cm_http_answer_json(req, 200, o);
 }
 
-/* Appends formatted text to a growing buffer; returns 0 or CM_E_NOMEM. */
-struct text {
-    char *buf;
-    size_t len, cap;
-    int err;
-};
-
-static void tprintf(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void tprintf(struct text *t, const char *fmt, ...)
-{
-    if (t->err != 0)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            t->err = CM_E_INTERNAL;
-            return;
-        }
-        if ((size_t)n < t->cap - t->len) {
-            t->len += (size_t)n;
-            return;
-        }
-        size_t cap = t->cap ? t->cap * 2 : 4096;
-        while (cap - t->len <= (size_t)n)
-            cap *= 2;
-        char *nb = realloc(t->buf, cap);
-        if (nb == NULL) {
-            t->err = CM_E_NOMEM;
-            return;
-        }
-        t->buf = nb;
-        t->cap = cap;
-    }
-}
-
 static int h_metrics(struct cm_http_req *req, void *data)
 {
     struct master *m = data;
@@ -179,62 +140,65 @@ static int h_metrics(struct cm_http_req *req, void *data)
     struct rn_status st;
     rn_get_status(m->node, &st);
     const struct raft_status *r = &st.raft;
-    struct text t = {0};
-    tprintf(&t, "# HELP dfs_raft_role 1 for the role this master has now.\n"
-                "# TYPE dfs_raft_role gauge\n");
+    struct cm_text t = {0};
+    cm_text_printf(&t, "# HELP dfs_raft_role 1 for the role this master has now.\n"
+                       "# TYPE dfs_raft_role gauge\n");
     for (int i = 0; i <= RAFT_LEADER; i++)
-        tprintf(&t, "dfs_raft_role{role=\"%s\"} %d\n", role_lower(i), r->role == i);
-    tprintf(&t, "# TYPE dfs_raft_term gauge\ndfs_raft_term %" PRIu64 "\n", r->term);
-    tprintf(&t, "# TYPE dfs_raft_leader_id gauge\ndfs_raft_leader_id %" PRIu64 "\n", r->leader);
-    tprintf(&t, "# TYPE dfs_raft_commit_index gauge\ndfs_raft_commit_index %" PRIu64 "\n",
-            r->commit_index);
-    tprintf(&t, "# TYPE dfs_raft_applied_index gauge\ndfs_raft_applied_index %" PRIu64 "\n",
-            r->applied_index);
-    tprintf(&t, "# TYPE dfs_raft_last_index gauge\ndfs_raft_last_index %" PRIu64 "\n",
-            r->last_index);
-    tprintf(&t, "# TYPE dfs_raft_snapshot_index gauge\ndfs_raft_snapshot_index %" PRIu64 "\n",
-            r->snapshot_index);
-    tprintf(&t, "# TYPE dfs_raft_elections_total counter\ndfs_raft_elections_total %" PRIu64 "\n",
-            st.elections);
-    tprintf(&t,
-            "# TYPE dfs_raft_leader_changes_total counter\ndfs_raft_leader_changes_total %" PRIu64
-            "\n",
-            st.leader_changes);
-    tprintf(&t, "# TYPE dfs_raft_proposals_total counter\ndfs_raft_proposals_total %" PRIu64 "\n",
-            st.proposals);
-    tprintf(&t, "# TYPE dfs_raft_applied_total counter\ndfs_raft_applied_total %" PRIu64 "\n",
-            st.applied);
-    tprintf(&t,
-            "# TYPE dfs_raft_snapshots_total counter\ndfs_raft_snapshots_total{kind=\"taken\"} "
-            "%" PRIu64 "\ndfs_raft_snapshots_total{kind=\"installed\"} %" PRIu64 "\n",
-            st.snapshots_taken, st.snapshots_installed);
-    tprintf(&t, "# HELP dfs_raft_fsync_seconds Latency of synced log batches.\n"
-                "# TYPE dfs_raft_fsync_seconds histogram\n");
+        cm_text_printf(&t, "dfs_raft_role{role=\"%s\"} %d\n", role_lower(i), r->role == i);
+    cm_text_printf(&t, "# TYPE dfs_raft_term gauge\ndfs_raft_term %" PRIu64 "\n", r->term);
+    cm_text_printf(&t, "# TYPE dfs_raft_leader_id gauge\ndfs_raft_leader_id %" PRIu64 "\n",
+                   r->leader);
+    cm_text_printf(&t, "# TYPE dfs_raft_commit_index gauge\ndfs_raft_commit_index %" PRIu64 "\n",
+                   r->commit_index);
+    cm_text_printf(&t, "# TYPE dfs_raft_applied_index gauge\ndfs_raft_applied_index %" PRIu64 "\n",
+                   r->applied_index);
+    cm_text_printf(&t, "# TYPE dfs_raft_last_index gauge\ndfs_raft_last_index %" PRIu64 "\n",
+                   r->last_index);
+    cm_text_printf(&t,
+                   "# TYPE dfs_raft_snapshot_index gauge\ndfs_raft_snapshot_index %" PRIu64 "\n",
+                   r->snapshot_index);
+    cm_text_printf(
+        &t, "# TYPE dfs_raft_elections_total counter\ndfs_raft_elections_total %" PRIu64 "\n",
+        st.elections);
+    cm_text_printf(
+        &t,
+        "# TYPE dfs_raft_leader_changes_total counter\ndfs_raft_leader_changes_total %" PRIu64 "\n",
+        st.leader_changes);
+    cm_text_printf(
+        &t, "# TYPE dfs_raft_proposals_total counter\ndfs_raft_proposals_total %" PRIu64 "\n",
+        st.proposals);
+    cm_text_printf(&t,
+                   "# TYPE dfs_raft_applied_total counter\ndfs_raft_applied_total %" PRIu64 "\n",
+                   st.applied);
+    cm_text_printf(
+        &t,
+        "# TYPE dfs_raft_snapshots_total counter\ndfs_raft_snapshots_total{kind=\"taken\"} "
+        "%" PRIu64 "\ndfs_raft_snapshots_total{kind=\"installed\"} %" PRIu64 "\n",
+        st.snapshots_taken, st.snapshots_installed);
+    cm_text_printf(&t, "# HELP dfs_raft_fsync_seconds Latency of synced log batches.\n"
+                       "# TYPE dfs_raft_fsync_seconds histogram\n");
     uint64_t cum = 0;
     for (int i = 0; i < 16; i++) {
         cum += st.fsync_hist[i];
         if (i < 15)
-            tprintf(&t, "dfs_raft_fsync_seconds_bucket{le=\"%.6f\"} %" PRIu64 "\n",
-                    (double)(64ull << i) / 1e6, cum);
+            cm_text_printf(&t, "dfs_raft_fsync_seconds_bucket{le=\"%.6f\"} %" PRIu64 "\n",
+                           (double)(64ull << i) / 1e6, cum);
     }
-    tprintf(&t, "dfs_raft_fsync_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", cum);
-    tprintf(&t, "dfs_raft_fsync_seconds_sum %.6f\n", (double)st.fsync_us_total / 1e6);
-    tprintf(&t, "dfs_raft_fsync_seconds_count %" PRIu64 "\n", st.fsyncs);
-    tprintf(&t, "# HELP dfs_raft_peer_lag Entries the peer's log is behind the leader's.\n"
-                "# TYPE dfs_raft_peer_lag gauge\n");
+    cm_text_printf(&t, "dfs_raft_fsync_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", cum);
+    cm_text_printf(&t, "dfs_raft_fsync_seconds_sum %.6f\n", (double)st.fsync_us_total / 1e6);
+    cm_text_printf(&t, "dfs_raft_fsync_seconds_count %" PRIu64 "\n", st.fsyncs);
+    cm_text_printf(&t, "# HELP dfs_raft_peer_lag Entries the peer's log is behind the leader's.\n"
+                       "# TYPE dfs_raft_peer_lag gauge\n");
     for (uint32_t k = 0; k < r->n_peers; k++) {
         const struct raft_peer_status *q = &r->peers[k];
         if (q->id == r->id)
             continue;
-        tprintf(&t, "dfs_raft_peer_lag{peer=\"%" PRIu64 "\"} %" PRIu64 "\n", q->id,
-                r->last_index > q->match_index ? r->last_index - q->match_index : 0);
+        cm_text_printf(&t, "dfs_raft_peer_lag{peer=\"%" PRIu64 "\"} %" PRIu64 "\n", q->id,
+                       r->last_index > q->match_index ? r->last_index - q->match_index : 0);
     }
-    if (t.err != 0) {
-        free(t.buf);
-        return t.err;
-    }
-    int rc = cm_http_answer_bytes(req, 200, "text/plain; version=0.0.4", t.buf, t.len);
-    free(t.buf);
+    int rc = t.err != 0 ? t.err
+                        : cm_http_answer_bytes(req, 200, "text/plain; version=0.0.4", t.buf, t.len);
+    cm_text_free(&t);
     return rc;
 }
 
