@@ -21,7 +21,7 @@ static int not_leader(struct master *m, struct cm_http_req *req)
     return cm_http_answer_error(req, CM_E_NOT_LEADER, NULL, master_leader_hint(m));
 }
 
-static bool is_leader(struct master *m)
+bool master_is_leader(struct master *m)
 {
     raft_id leader;
     bool self;
@@ -69,11 +69,16 @@ static int h_kv_mutation(struct cm_http_req *req, void *data, bool put)
         (rc = cm_json_get_u64(j, "seq", &seq)) != 0 ||
         (put && (rc = cm_json_get_str(j, "value", KV_MAX_VALUE, &value, NULL)) != 0))
         return rc;
-    if (!is_leader(m))
+    if (!master_is_leader(m))
         return not_leader(m, req);
-    char *cmd;
-    size_t len;
-    if ((rc = kv_command(client, seq, key, value, &cmd, &len)) != 0)
+    char *kv_cmd;
+    void *cmd;
+    size_t kv_len, len;
+    if ((rc = kv_command(client, seq, key, value, &kv_cmd, &kv_len)) != 0)
+        return rc;
+    rc = master_fsm_wrap(MFSM_TAG_KV, kv_cmd, kv_len, &cmd, &len);
+    free(kv_cmd);
+    if (rc != 0)
         return rc;
     struct cm_http_deferred *d;
     if ((rc = cm_http_defer(req, &d)) != 0) {
@@ -133,7 +138,7 @@ static int h_kv_get(struct cm_http_req *req, void *data)
     if ((rc = cm_json_get_str(j, "key", KV_MAX_KEY, &key, NULL)) != 0 ||
         (rc = cm_json_opt_bool(j, "follower_read", &follower_read)) != 0)
         return rc;
-    if (!follower_read && !is_leader(m))
+    if (!follower_read && !master_is_leader(m))
         return not_leader(m, req);
     struct get_ctx *g = calloc(1, sizeof(*g));
     if (g == NULL)
@@ -165,5 +170,6 @@ int master_add_client_routes(struct master *m, struct cm_http_server *srv)
         {"POST", PATH_KV_GET, CM_HTTP_JSON, NULL, NULL, h_kv_get, m},
         {"GET", PATH_LEADER, 0, NULL, NULL, h_leader, m},
     };
-    return cm_http_server_add_routes(srv, routes, sizeof(routes) / sizeof(routes[0]));
+    int rc = cm_http_server_add_routes(srv, routes, sizeof(routes) / sizeof(routes[0]));
+    return rc ? rc : master_add_ns_routes(m, srv);
 }

@@ -100,10 +100,9 @@ static int result(int err, uint64_t revision, void **res, size_t *len)
     return err;
 }
 
-static int apply(void *ctx, raft_index index, const void *data, size_t len, void **res,
-                 size_t *res_len)
+int kv_apply(struct kv_fsm *kv, raft_index index, const void *data, size_t len, void **res,
+             size_t *res_len)
 {
-    struct kv_fsm *kv = ctx;
     cJSON *o = NULL;
     const char *op, *key, *value = NULL, *client;
     uint64_t seq;
@@ -182,45 +181,60 @@ out:
     return err;
 }
 
-/* Snapshot: magic, applied index, then records "k\0v\0rev\n" as length-prefixed strings. */
-static int put_str(struct rs_snapshot_writer *w, const char *s)
+/* Snapshot: magic, counts (applied index, items, sessions), then per item key, value (u32
+ * length + bytes) and revision, then per session client, seq, err and revision. */
+struct out {
+    kv_write_fn fn;
+    void *arg;
+    int rc;
+};
+
+static void put(struct out *o, const void *data, size_t len)
 {
-    uint32_t n = (uint32_t)strlen(s);
-    int rc = rs_snapshot_append(w, &n, sizeof(n));
-    return rc ? rc : rs_snapshot_append(w, s, n);
+    if (o->rc == 0)
+        o->rc = o->fn(o->arg, data, len);
 }
 
-static int snapshot(void *ctx, struct rs_snapshot_writer *w)
+static void put_str(struct out *o, const char *s)
 {
-    struct kv_fsm *kv = ctx;
+    uint32_t n = (uint32_t)strlen(s);
+    put(o, &n, sizeof(n));
+    put(o, s, n);
+}
+
+int kv_snapshot_write(struct kv_fsm *kv, kv_write_fn fn, void *arg)
+{
+    struct out o = {.fn = fn, .arg = arg, .rc = 0};
     uint64_t counts[3] = {kv->applied, HASH_COUNT(kv->items), HASH_COUNT(kv->sessions)};
-    int rc = rs_snapshot_append(w, SNAP_MAGIC, 8);
-    if (rc == 0)
-        rc = rs_snapshot_append(w, counts, sizeof(counts));
+    put(&o, SNAP_MAGIC, 8);
+    put(&o, counts, sizeof(counts));
     struct kv_item *it, *tmp;
     HASH_ITER(hh, kv->items, it, tmp)
     {
-        if (rc == 0)
-            rc = put_str(w, it->key);
-        if (rc == 0)
-            rc = put_str(w, it->value);
-        if (rc == 0)
-            rc = rs_snapshot_append(w, &it->revision, 8);
+        put_str(&o, it->key);
+        put_str(&o, it->value);
+        put(&o, &it->revision, 8);
     }
     struct kv_session *s, *st;
     HASH_ITER(hh, kv->sessions, s, st)
     {
         int64_t err = s->err;
-        if (rc == 0)
-            rc = put_str(w, s->client);
-        if (rc == 0)
-            rc = rs_snapshot_append(w, &s->seq, 8);
-        if (rc == 0)
-            rc = rs_snapshot_append(w, &err, 8);
-        if (rc == 0)
-            rc = rs_snapshot_append(w, &s->revision, 8);
+        put_str(&o, s->client);
+        put(&o, &s->seq, 8);
+        put(&o, &err, 8);
+        put(&o, &s->revision, 8);
     }
-    return rc;
+    return o.rc;
+}
+
+static int writer_append(void *arg, const void *data, size_t len)
+{
+    return rs_snapshot_append(arg, data, len);
+}
+
+static int snapshot(void *ctx, struct rs_snapshot_writer *w)
+{
+    return kv_snapshot_write(ctx, writer_append, w);
 }
 
 static int get_str(FILE *f, size_t max, char **out)
@@ -240,22 +254,15 @@ static int get_str(FILE *f, size_t max, char **out)
     return 0;
 }
 
-static int restore(void *ctx, const char *path, uint64_t size)
+static int restore_file(struct kv_fsm *kv, FILE *f)
 {
-    struct kv_fsm *kv = ctx;
-    (void)size;
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return CM_E_IO;
     char magic[8];
     uint64_t counts[3];
     int rc = 0;
     clear(kv);
     if (fread(magic, 8, 1, f) != 1 || memcmp(magic, SNAP_MAGIC, 8) != 0 ||
-        fread(counts, sizeof(counts), 1, f) != 1) {
-        rc = CM_E_STORE;
-        goto out;
-    }
+        fread(counts, sizeof(counts), 1, f) != 1)
+        return CM_E_STORE;
     kv->applied = counts[0];
     for (uint64_t i = 0; i < counts[1] && rc == 0; i++) {
         struct kv_item *it = calloc(1, sizeof(*it));
@@ -297,7 +304,33 @@ static int restore(void *ctx, const char *path, uint64_t size)
         s->err = (int)err;
         HASH_ADD_STR(kv->sessions, client, s);
     }
-out:
+    return rc;
+}
+
+int kv_restore_buf(struct kv_fsm *kv, const void *buf, size_t len)
+{
+    if (len == 0) {
+        clear(kv);
+        return CM_E_STORE;
+    }
+    FILE *f = fmemopen((void *)buf, len, "rb");
+    if (f == NULL)
+        return CM_E_NOMEM;
+    int rc = restore_file(kv, f);
+    fclose(f);
+    if (rc != 0)
+        clear(kv);
+    return rc;
+}
+
+static int restore(void *ctx, const char *path, uint64_t size)
+{
+    struct kv_fsm *kv = ctx;
+    (void)size;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return CM_E_IO;
+    int rc = restore_file(kv, f);
     fclose(f);
     if (rc != 0) {
         LOG_ERROR("kv: snapshot %s is not readable: %s", path, cm_strerror(rc));
@@ -306,9 +339,15 @@ out:
     return rc;
 }
 
+static int fsm_apply(void *ctx, raft_index index, const void *data, size_t len, void **res,
+                     size_t *res_len)
+{
+    return kv_apply(ctx, index, data, len, res, res_len);
+}
+
 struct rn_fsm kv_fsm_ops(struct kv_fsm *kv)
 {
-    return (struct rn_fsm){.ctx = kv, .apply = apply, .snapshot = snapshot, .restore = restore};
+    return (struct rn_fsm){.ctx = kv, .apply = fsm_apply, .snapshot = snapshot, .restore = restore};
 }
 
 int kv_get(struct kv_fsm *kv, const char *key, char **value, uint64_t *revision)

@@ -244,8 +244,9 @@ int master_start(const struct master_config *cfg, struct master **out)
         LOG_ERROR("--storage-dir %s: %s", cfg->storage_dir, cm_strerror(rc));
         goto fail;
     }
-    if ((rc = kv_new(&m->kv)) != 0)
+    if ((rc = kv_new(&m->kv)) != 0 || (rc = ns_new(NULL, &m->ns)) != 0)
         goto fail;
+    m->fsm = (struct master_fsm){.kv = m->kv, .ns = m->ns};
     struct rt_config tc = {.self = cfg->id, .advertise = cfg->advertise, .secret = &m->secret};
     if ((rc = rt_new(&tc, &m->tr)) != 0)
         goto fail;
@@ -267,7 +268,7 @@ int master_start(const struct master_config *cfg, struct master **out)
         goto fail;
     nc.store = m->store;
     m->store = NULL; /* the node owns it now */
-    struct rn_fsm fsm = kv_fsm_ops(m->kv);
+    struct rn_fsm fsm = master_fsm_ops(&m->fsm);
     struct rn_transport tr = {.ctx = m->tr, .send = rt_send, .conf_changed = rt_conf_changed};
     rt_set_conf(m->tr, &nc.initial);
     if ((rc = rn_start(&nc, &fsm, &tr, &m->node)) != 0) {
@@ -301,5 +302,6 @@ void master_stop(struct master *m)
     cm_http_server_free(m->peer_srv);
     rs_close(m->store);
     kv_free(m->kv);
+    ns_free(m->ns);
     free(m);
 }

@@ -11,6 +11,8 @@
 #include "common/auth.h"
 #include "common/http_server.h"
 #include "master/kv_fsm.h"
+#include "master/master_fsm.h"
+#include "master/namespace.h"
 #include "master/raft_node.h"
 #include "master/raft_transport.h"
 
@@ -40,6 +42,8 @@ struct master {
     struct rn_node *node;
     struct rt_transport *tr;
     struct kv_fsm *kv;
+    struct ns *ns;
+    struct master_fsm fsm; /* kv and ns, as the Raft node applies them */
     struct cm_http_server *peer_srv;
     struct cm_http_server *client_srv;
     atomic_bool ready; /* the node runs: Raft messages are taken */
@@ -59,6 +63,12 @@ void master_stop(struct master *m);
 int master_add_peer_routes(struct master *m, struct cm_http_server *srv);
 int master_add_admin_routes(struct master *m, struct cm_http_server *srv);
 int master_add_client_routes(struct master *m, struct cm_http_server *srv);
+/* The filesystem endpoints of the client port (client_ns_api.c); called by
+ * master_add_client_routes. */
+int master_add_ns_routes(struct master *m, struct cm_http_server *srv);
+
+/* Whether this master is the leader now (cheap, any thread). */
+bool master_is_leader(struct master *m);
 
 /* Answers err with NOT_LEADER's leader hint when err is CM_E_NOT_LEADER: builds the "extra"
  * object ({"leader_id":N,"leader_hint":"host:port","leader_url":"http://..."}) or NULL. */

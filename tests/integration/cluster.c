@@ -1,5 +1,6 @@
 /* The test cluster harness. */
 #include "cluster.h"
+#include "test_ports.h"
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -24,18 +25,6 @@ uint64_t tc_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static uint16_t free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
 }
 
 void tc_init(struct tc_cluster *c, int n, const char *extra_args)
@@ -63,8 +52,8 @@ void tc_start(struct tc_cluster *c, int i)
         if (k == i)
             continue;
         size_t l = strlen(peers);
-        snprintf(peers + l, sizeof(peers) - l, "%shttp://127.0.0.1:%u",
-                 l ? "," : "--peers ", c->m[k].http_port);
+        snprintf(peers + l, sizeof(peers) - l, "%shttp://127.0.0.1:%u", l ? "," : "--peers ",
+                 c->m[k].http_port);
     }
     snprintf(args, sizeof(args),
              "exec %s --id %d --addr 127.0.0.1:%u --http-port %u --http-bind 127.0.0.1 "
@@ -221,6 +210,24 @@ static int hint_index(struct tc_cluster *c, const struct cm_http_response *r)
     return -1;
 }
 
+static int post_hint(struct tc_cluster *c, int i, const char *path, const cJSON *body,
+                     cJSON **answer, int *status, int *hint)
+{
+    struct cm_http_response r = {0};
+    int rc = post(c, c->m[i].client_port, path, (cJSON *)body, &r);
+    if (status != NULL)
+        *status = r.status;
+    if (hint != NULL)
+        *hint = rc == CM_E_NOT_LEADER ? hint_index(c, &r) : -1;
+    if (answer != NULL) {
+        *answer = rc == 0 ? r.json : NULL;
+        if (rc == 0)
+            r.json = NULL;
+    }
+    cm_http_response_clear(&r);
+    return rc;
+}
+
 static int put_at(struct tc_cluster *c, int i, const char *client, uint64_t seq, const char *key,
                   const char *value, uint64_t *revision, int *hint)
 {
@@ -308,5 +315,43 @@ int tc_admin(struct tc_cluster *c, int i, const char *path, const char *json)
     int rc = post(c, c->m[i].http_port, path, b, &r);
     cJSON_Delete(b);
     cm_http_response_clear(&r);
+    return rc;
+}
+
+int tc_post_at(struct tc_cluster *c, int i, const char *path, const cJSON *body, cJSON **answer,
+               int *status)
+{
+    return post_hint(c, i, path, body, answer, status, NULL);
+}
+
+static bool retryable(int rc)
+{
+    return rc == CM_E_NOT_LEADER || rc == CM_E_UNAVAILABLE || rc == CM_E_CONNECT ||
+           rc == CM_E_TIMEOUT || rc == CM_E_IO || rc == CM_E_PROTO || rc == CM_E_CANCELED ||
+           rc == CM_E_BUSY;
+}
+
+int tc_post(struct tc_cluster *c, const char *path, const cJSON *body, cJSON **answer,
+            int timeout_ms)
+{
+    uint64_t deadline = tc_now_ms() + (uint64_t)timeout_ms;
+    int i = 0, rc = CM_E_TIMEOUT;
+    if (answer != NULL)
+        *answer = NULL;
+    while (tc_now_ms() < deadline) {
+        if (c->m[i].pid != 0) {
+            int hint = -1;
+            rc = post_hint(c, i, path, body, answer, NULL, &hint);
+            if (!retryable(rc))
+                return rc;
+            if (rc == CM_E_NOT_LEADER && hint >= 0 && c->m[hint].pid != 0) {
+                i = hint;
+                continue;
+            }
+        }
+        i = (i + 1) % TC_MAX_MASTERS;
+        if (i == 0)
+            usleep(10 * 1000);
+    }
     return rc;
 }

@@ -59,6 +59,16 @@ int tc_put(struct tc_cluster *c, const char *client, uint64_t seq, const char *k
 int tc_get_at(struct tc_cluster *c, int i, const char *key, bool follower_read, char **value);
 int tc_get(struct tc_cluster *c, const char *key, char **value, int timeout_ms);
 
+/* POST body to path on master i's client port. Returns the cm result code; *answer (may be
+ * NULL) gets the parsed 2xx body (caller frees with cJSON_Delete; NULL on error), *status (may
+ * be NULL) the HTTP status. */
+int tc_post_at(struct tc_cluster *c, int i, const char *path, const cJSON *body, cJSON **answer,
+               int *status);
+/* POST body to path at the leader: follows hints, tries every running master and retries on
+ * NOT_LEADER, UNAVAILABLE and connection errors with the same body until timeout_ms. */
+int tc_post(struct tc_cluster *c, const char *path, const cJSON *body, cJSON **answer,
+            int timeout_ms);
+
 /* POST a JSON body to a master's admin port; returns the cm result code. */
 int tc_admin(struct tc_cluster *c, int i, const char *path, const char *json);
 

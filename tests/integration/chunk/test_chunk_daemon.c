@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../test_ports.h"
 #include "chunk/cs_proto.h"
 #include "common/crc32c.h"
 #include "common/errors.h"
@@ -65,19 +66,6 @@ static void teardown(void)
 }
 
 TestSuite(daemon, .init = setup, .fini = teardown, .timeout = 120);
-
-static uint16_t free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
 /* Runs the binary with argv (NULL-terminated, without argv[0]); stdout and stderr go to out
  * (may be NULL: the test's stderr). */
