@@ -27,12 +27,44 @@ static const char *role_lower(int role)
 struct kv_counts {
     struct master *m;
     uint64_t keys, applied;
+    struct ns_statfs fs;
 };
 
 static void read_kv_counts(void *arg)
 {
     struct kv_counts *c = arg;
     kv_stats(c->m->kv, &c->keys, &c->applied);
+    ns_statfs(c->m->ns, &c->fs);
+}
+
+/* The chunkservers as this master sees them (only the leader hears heartbeats). */
+static void add_chunkservers(struct master *m, cJSON *o, uint64_t now)
+{
+    struct cs_info *v = NULL;
+    size_t n = 0;
+    cJSON *a = cJSON_AddArrayToObject(o, "chunkservers");
+    if (a == NULL || cs_list(m->cs, now, &v, &n) != 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        cJSON *c = cJSON_CreateObject();
+        if (c == NULL || !cJSON_AddItemToArray(a, c)) {
+            cJSON_Delete(c);
+            break;
+        }
+        cm_json_add_u64(c, "id", v[i].id);
+        cJSON_AddStringToObject(c, "storage_id", v[i].storage_id);
+        cJSON_AddStringToObject(c, "addr", v[i].addr);
+        cJSON_AddStringToObject(c, "rack", v[i].rack);
+        cJSON_AddBoolToObject(c, "alive", v[i].alive);
+        cJSON_AddBoolToObject(c, "no_space", v[i].no_space);
+        cm_json_add_u64(c, "capacity", v[i].capacity);
+        cm_json_add_u64(c, "used", v[i].used);
+        cm_json_add_u64(c, "free", v[i].free);
+        cm_json_add_u64(c, "load", v[i].load);
+        cm_json_add_u64(c, "blocks", v[i].blocks);
+        cJSON_AddNumberToObject(c, "last_heartbeat_ms_ago", (double)v[i].last_heartbeat_ms_ago);
+    }
+    free(v);
 }
 
 static const struct raft_node *conf_find(const struct raft_conf *c, raft_id id)
@@ -129,6 +161,16 @@ static int h_status(struct cm_http_req *req, void *data)
     cJSON *kv = cJSON_AddObjectToObject(o, "kv");
     if (kv != NULL)
         cm_json_add_u64(kv, "keys", kc.keys);
+    cJSON *fs = cJSON_AddObjectToObject(o, "namespace");
+    if (fs != NULL) {
+        cm_json_add_u64(fs, "inodes", kc.fs.inodes);
+        cm_json_add_u64(fs, "files", kc.fs.files);
+        cm_json_add_u64(fs, "dirs", kc.fs.dirs);
+        cm_json_add_u64(fs, "symlinks", kc.fs.symlinks);
+        cm_json_add_u64(fs, "blocks_allocated", kc.fs.blocks_allocated);
+        cm_json_add_u64(fs, "gc_pending", kc.fs.gc_pending);
+    }
+    add_chunkservers(m, o, now);
     return cm_http_answer_json(req, 200, o);
 }
 
@@ -196,6 +238,19 @@ static int h_metrics(struct cm_http_req *req, void *data)
         cm_text_printf(&t, "dfs_raft_peer_lag{peer=\"%" PRIu64 "\"} %" PRIu64 "\n", q->id,
                        r->last_index > q->match_index ? r->last_index - q->match_index : 0);
     }
+    struct cs_info *cv = NULL;
+    size_t cn = 0, live = 0;
+    if (cs_list(m->cs, master_now_ms(), &cv, &cn) == 0)
+        for (size_t i = 0; i < cn; i++)
+            live += cv[i].alive;
+    free(cv);
+    cm_text_printf(&t,
+                   "# HELP dfs_master_chunkservers Registered chunkservers, as this master sees "
+                   "them (only the leader hears heartbeats).\n"
+                   "# TYPE dfs_master_chunkservers gauge\n"
+                   "dfs_master_chunkservers{state=\"live\"} %zu\n"
+                   "dfs_master_chunkservers{state=\"dead\"} %zu\n",
+                   live, cn - live);
     int rc = t.err != 0 ? t.err
                         : cm_http_answer_bytes(req, 200, "text/plain; version=0.0.4", t.buf, t.len);
     cm_text_free(&t);

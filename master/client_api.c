@@ -171,5 +171,7 @@ int master_add_client_routes(struct master *m, struct cm_http_server *srv)
         {"GET", PATH_LEADER, 0, NULL, NULL, h_leader, m},
     };
     int rc = cm_http_server_add_routes(srv, routes, sizeof(routes) / sizeof(routes[0]));
-    return rc ? rc : master_add_ns_routes(m, srv);
+    if (rc == 0)
+        rc = master_add_ns_routes(m, srv);
+    return rc ? rc : master_add_cs_routes(m, srv);
 }

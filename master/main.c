@@ -36,6 +36,7 @@ static void usage(FILE *f)
             "                            (default 150)\n"
             "  --heartbeat-ms MS         leader heartbeat interval (default 50)\n"
             "  --snapshot-entries N      snapshot after N log entries (default 10000)\n"
+            "  --cs-dead-timeout-s S     a chunkserver silent this long is dead (default 30)\n"
             "  --secret-file FILE        cluster secret every peer, admin and client call carries\n"
             "  --join                    join a running cluster as a non-voter (then add it with\n"
             "                            POST /admin/add-master on the leader)\n"
@@ -98,6 +99,7 @@ int main(int argc, char **argv)
         O_ELECTION,
         O_HEARTBEAT,
         O_SNAPSHOT,
+        O_CS_DEAD,
         O_SECRET,
         O_JOIN,
         O_LOG,
@@ -114,6 +116,7 @@ int main(int argc, char **argv)
         {"election-timeout-ms", required_argument, NULL, O_ELECTION},
         {"heartbeat-ms", required_argument, NULL, O_HEARTBEAT},
         {"snapshot-entries", required_argument, NULL, O_SNAPSHOT},
+        {"cs-dead-timeout-s", required_argument, NULL, O_CS_DEAD},
         {"secret-file", required_argument, NULL, O_SECRET},
         {"join", no_argument, NULL, O_JOIN},
         {"log-level", required_argument, NULL, O_LOG},
@@ -168,6 +171,11 @@ int main(int argc, char **argv)
             if (parse_u64(optarg, 10, UINT32_MAX, &v) != 0)
                 return bad("--snapshot-entries", optarg, "must be at least 10");
             cfg.snapshot_entries = v;
+            break;
+        case O_CS_DEAD:
+            if (parse_u64(optarg, 1, 86400, &v) != 0)
+                return bad("--cs-dead-timeout-s", optarg, "must be 1-86400");
+            cfg.cs_dead_timeout_ms = v * 1000;
             break;
         case O_SECRET:
             cfg.secret_file = optarg;

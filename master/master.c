@@ -35,6 +35,7 @@ void master_config_default(struct master_config *cfg)
     cfg->election_timeout_ms = 150;
     cfg->heartbeat_ms = 50;
     cfg->snapshot_entries = 10000;
+    cfg->cs_dead_timeout_ms = CS_DEFAULT_DEAD_TIMEOUT_MS;
 }
 
 cJSON *master_leader_hint(struct master *m)
@@ -244,9 +245,10 @@ int master_start(const struct master_config *cfg, struct master **out)
         LOG_ERROR("--storage-dir %s: %s", cfg->storage_dir, cm_strerror(rc));
         goto fail;
     }
-    if ((rc = kv_new(&m->kv)) != 0 || (rc = ns_new(NULL, &m->ns)) != 0)
+    if ((rc = kv_new(&m->kv)) != 0 || (rc = ns_new(NULL, &m->ns)) != 0 ||
+        (rc = cs_registry_new(cfg->cs_dead_timeout_ms, &m->cs)) != 0)
         goto fail;
-    m->fsm = (struct master_fsm){.kv = m->kv, .ns = m->ns};
+    m->fsm = (struct master_fsm){.kv = m->kv, .ns = m->ns, .cs = m->cs};
     struct rt_config tc = {.self = cfg->id, .advertise = cfg->advertise, .secret = &m->secret};
     if ((rc = rt_new(&tc, &m->tr)) != 0)
         goto fail;
@@ -303,5 +305,6 @@ void master_stop(struct master *m)
     rs_close(m->store);
     kv_free(m->kv);
     ns_free(m->ns);
+    cs_registry_free(m->cs);
     free(m);
 }

@@ -10,6 +10,7 @@
 
 #include "common/auth.h"
 #include "common/http_server.h"
+#include "master/cs_registry.h"
 #include "master/kv_fsm.h"
 #include "master/master_fsm.h"
 #include "master/namespace.h"
@@ -33,6 +34,7 @@ struct master_config {
     uint64_t snapshot_entries;
     const char *secret_file;
     bool join; /* this master joins an existing cluster as a non-voter */
+    uint64_t cs_dead_timeout_ms; /* a chunkserver silent this long is dead */
 };
 
 struct master {
@@ -43,6 +45,7 @@ struct master {
     struct rt_transport *tr;
     struct kv_fsm *kv;
     struct ns *ns;
+    struct cs_registry *cs; /* the chunkserver table and the leader's soft state */
     struct master_fsm fsm; /* kv and ns, as the Raft node applies them */
     struct cm_http_server *peer_srv;
     struct cm_http_server *client_srv;
@@ -66,6 +69,9 @@ int master_add_client_routes(struct master *m, struct cm_http_server *srv);
 /* The filesystem endpoints of the client port (client_ns_api.c); called by
  * master_add_client_routes. */
 int master_add_ns_routes(struct master *m, struct cm_http_server *srv);
+/* The chunkserver endpoints and block placement of the client port (cs_api.c); called by
+ * master_add_client_routes. */
+int master_add_cs_routes(struct master *m, struct cm_http_server *srv);
 
 /* Whether this master is the leader now (cheap, any thread). */
 bool master_is_leader(struct master *m);

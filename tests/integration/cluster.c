@@ -78,6 +78,57 @@ void tc_start_all(struct tc_cluster *c)
         tc_start(c, i);
 }
 
+void tc_cs_start(struct tc_cluster *c, int k, int racks, const char *extra_args)
+{
+    struct tc_chunkserver *cs = &c->cs[k];
+    char masters[1024] = "", rack[32] = "", args[2048];
+    if (cs->port == 0) {
+        cs->port = free_port();
+        snprintf(cs->dir, sizeof(cs->dir), "%s/cs%d", c->root, k + 1);
+    }
+    for (int i = 0; i < c->n; i++) {
+        size_t l = strlen(masters);
+        snprintf(masters + l, sizeof(masters) - l, "%s127.0.0.1:%u", l ? "," : "",
+                 c->m[i].client_port);
+    }
+    if (racks > 0)
+        snprintf(rack, sizeof(rack), "--rack r%d", k % racks);
+    snprintf(args, sizeof(args),
+             "exec %s --addr 127.0.0.1:%u --master-addr %s --storage-dir %s %s --log-level %s "
+             "%s >/dev/null 2>>%s/cs%d.log",
+             DFS_CHUNKSERVER_BIN, cs->port, masters, cs->dir, rack,
+             getenv("TC_LOG") ? "debug" : "info", extra_args ? extra_args : "", c->root, k + 1);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        execl("/bin/sh", "sh", "-c", args, (char *)NULL);
+        _exit(127);
+    }
+    cs->pid = pid;
+}
+
+static void cs_signal_wait(struct tc_cluster *c, int k, int sig)
+{
+    struct tc_chunkserver *cs = &c->cs[k];
+    if (cs->pid == 0)
+        return;
+    kill(cs->pid, sig);
+    int st;
+    waitpid(cs->pid, &st, 0);
+    cs->pid = 0;
+}
+
+void tc_cs_kill(struct tc_cluster *c, int k)
+{
+    cs_signal_wait(c, k, SIGKILL);
+}
+
+void tc_cs_stop(struct tc_cluster *c, int k)
+{
+    cs_signal_wait(c, k, SIGTERM);
+}
+
 static void signal_wait(struct tc_cluster *c, int i, int sig)
 {
     struct tc_master *m = &c->m[i];
@@ -103,9 +154,12 @@ void tc_stop(struct tc_cluster *c, int i)
  * run their leak check at exit). */
 static void check_logs(struct tc_cluster *c)
 {
-    for (int i = 0; i < TC_MAX_MASTERS; i++) {
+    for (int i = 0; i < TC_MAX_MASTERS + TC_MAX_CHUNKSERVERS; i++) {
         char path[300], line[512];
-        snprintf(path, sizeof(path), "%s/m%d.log", c->root, i + 1);
+        if (i < TC_MAX_MASTERS)
+            snprintf(path, sizeof(path), "%s/m%d.log", c->root, i + 1);
+        else
+            snprintf(path, sizeof(path), "%s/cs%d.log", c->root, i - TC_MAX_MASTERS + 1);
         FILE *f = fopen(path, "r");
         if (f == NULL)
             continue;
@@ -124,6 +178,8 @@ static void check_logs(struct tc_cluster *c)
 
 void tc_destroy(struct tc_cluster *c)
 {
+    for (int k = 0; k < TC_MAX_CHUNKSERVERS; k++)
+        tc_cs_stop(c, k);
     for (int i = 0; i < TC_MAX_MASTERS; i++)
         tc_stop(c, i);
     check_logs(c);

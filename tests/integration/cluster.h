@@ -12,6 +12,7 @@
 #include "common/http_client.h"
 
 #define TC_MAX_MASTERS 7
+#define TC_MAX_CHUNKSERVERS 8
 
 struct tc_master {
     int id;
@@ -22,6 +23,12 @@ struct tc_master {
     bool join;
 };
 
+struct tc_chunkserver {
+    uint16_t port; /* 0 until first started */
+    char dir[256];
+    pid_t pid; /* 0 when not running */
+};
+
 struct tc_cluster {
     char root[128];
     int n;
@@ -29,6 +36,7 @@ struct tc_cluster {
     struct cm_http_client *http;
     const char *extra_args; /* appended to every master's command line (space-separated) */
     uint64_t client_seq;
+    struct tc_chunkserver cs[TC_MAX_CHUNKSERVERS];
 };
 
 /* Creates n masters' configuration (ports, dirs) without starting them. */
@@ -41,6 +49,14 @@ void tc_kill(struct tc_cluster *c, int i);
 void tc_stop(struct tc_cluster *c, int i);
 /* Stops everything and removes the temporary directory. */
 void tc_destroy(struct tc_cluster *c);
+
+/* Starts dfs-chunkserver k (0-based; a free port and a storage directory on first start, kept
+ * across restarts) with --master-addr naming every master's client port, --rack r<k % racks>
+ * (racks 0: no rack) and extra_args (may be NULL) appended. */
+void tc_cs_start(struct tc_cluster *c, int k, int racks, const char *extra_args);
+/* SIGKILL / SIGTERM (waits for exit) chunkserver k. */
+void tc_cs_kill(struct tc_cluster *c, int k);
+void tc_cs_stop(struct tc_cluster *c, int k);
 
 /* GET /status of master i; NULL when it does not answer. Caller frees with cJSON_Delete. */
 cJSON *tc_status(struct tc_cluster *c, int i);

@@ -1,0 +1,416 @@
+/* The chunkserver endpoints of the client port (register, heartbeat, block report) and block
+ * placement, served by the leader: registration is proposed through Raft (MFSM_TAG_CS) and
+ * answered once applied; everything else is the leader's soft state (master/cs_registry.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/errors.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "master/master.h"
+#include "master/ns_blockscan.h"
+
+#define BLOCKS_PER_MESSAGE 8192 /* the chunkserver sends at most 4096 */
+#define GC_SCAN_MAX        4096 /* garbage ids looked at per heartbeat */
+
+static int not_leader(struct master *m, struct cm_http_req *req)
+{
+    return cm_http_answer_error(req, CM_E_NOT_LEADER, NULL, master_leader_hint(m));
+}
+
+/* Whether this master leads; starts the soft state over on a new term (after a failover the
+ * chunkservers rebuild it with heartbeats and full reports). */
+static bool leading(struct master *m)
+{
+    if (!master_is_leader(m))
+        return false;
+    struct rn_status st;
+    rn_get_status(m->node, &st);
+    cs_leader_term(m->cs, st.raft.term, master_now_ms());
+    return true;
+}
+
+/* A block id: exactly 16 lowercase hex digits. */
+static int parse_block_id(const cJSON *x, uint64_t *out)
+{
+    if (!cJSON_IsString(x) || strlen(x->valuestring) != 16)
+        return CM_E_BAD_FIELD;
+    uint64_t v = 0;
+    for (const char *p = x->valuestring; *p; p++) {
+        int d = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 : -1;
+        if (d < 0)
+            return CM_E_BAD_FIELD;
+        v = v << 4 | (uint64_t)d;
+    }
+    *out = v;
+    return 0;
+}
+
+/* An optional array of block ids (strings) or of {"id": ...} objects; *ids malloc'd. */
+static int parse_ids(const cJSON *j, const char *field, bool objects, uint64_t **ids, size_t *n)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, field), *x;
+    *ids = NULL;
+    *n = 0;
+    if (a == NULL || cJSON_IsNull(a))
+        return 0;
+    if (!cJSON_IsArray(a))
+        return CM_E_BAD_FIELD;
+    int cnt = cJSON_GetArraySize(a);
+    if (cnt > BLOCKS_PER_MESSAGE)
+        return CM_E_RANGE;
+    if (cnt == 0)
+        return 0;
+    uint64_t *v = malloc((size_t)cnt * sizeof(*v));
+    if (v == NULL)
+        return CM_E_NOMEM;
+    size_t k = 0;
+    cJSON_ArrayForEach(x, a)
+    {
+        const cJSON *idv =
+            objects ? (cJSON_IsObject(x) ? cJSON_GetObjectItemCaseSensitive(x, "id") : NULL) : x;
+        if (parse_block_id(idv, &v[k]) != 0) {
+            free(v);
+            return CM_E_BAD_FIELD;
+        }
+        k++;
+    }
+    *ids = v;
+    *n = k;
+    return 0;
+}
+
+/* cs_id and storage_id of a heartbeat or report, checked against the table. */
+static int get_cs(const cJSON *j, uint32_t *id, const char **sid)
+{
+    int rc;
+    if ((rc = cm_json_get_u32(j, MCS_F_CS_ID, id)) != 0 ||
+        (rc = cm_json_get_str(j, MCS_F_STORAGE_ID, CS_STORAGE_ID_MAX, sid, NULL)) != 0)
+        return rc;
+    return *id == 0 ? CM_E_RANGE : 0;
+}
+
+struct space {
+    uint64_t capacity, used, free, blocks, load;
+    bool no_space;
+};
+
+static int get_space(const cJSON *j, struct space *s)
+{
+    int rc;
+    if ((rc = cm_json_opt_u64(j, MCS_F_CAPACITY, &s->capacity)) != 0 ||
+        (rc = cm_json_opt_u64(j, MCS_F_USED, &s->used)) != 0 ||
+        (rc = cm_json_opt_u64(j, MCS_F_FREE, &s->free)) != 0 ||
+        (rc = cm_json_opt_u64(j, MCS_F_BLOCKS, &s->blocks)) != 0 ||
+        (rc = cm_json_opt_u64(j, MCS_F_LOAD, &s->load)) != 0 ||
+        (rc = cm_json_opt_bool(j, MCS_F_NO_SPACE, &s->no_space)) != 0)
+        return rc;
+    return 0;
+}
+
+/* ---- POST /v1/cs/register ---- */
+
+struct reg_ctx {
+    struct master *m;
+    struct cm_http_deferred *d;
+    struct space sp;
+};
+
+static void register_done(void *arg, int err, const void *res, size_t len)
+{
+    struct reg_ctx *g = arg;
+    char buf[16];
+    if (err != 0 || res == NULL || len == 0 || len >= sizeof(buf)) {
+        cm_http_deferred_error(g->d, err ? err : CM_E_INTERNAL, NULL, NULL);
+        free(g);
+        return;
+    }
+    memcpy(buf, res, len);
+    buf[len] = 0;
+    uint32_t id = (uint32_t)strtoul(buf, NULL, 10);
+    bool need_report;
+    cs_heartbeat(g->m->cs, id, master_now_ms(), g->sp.capacity, g->sp.used, g->sp.free,
+                 g->sp.blocks, g->sp.load, g->sp.no_space, &need_report);
+    cJSON *o = cJSON_CreateObject();
+    if (o != NULL)
+        cm_json_add_u64(o, MCS_F_CS_ID, id);
+    cm_http_deferred_json(g->d, 200, o);
+    free(g);
+}
+
+static int h_register(struct cm_http_req *req, void *data)
+{
+    struct master *m = data;
+    const cJSON *j = cm_http_req_json(req);
+    const char *sid, *addr, *rack = "";
+    struct space sp = {0};
+    int rc;
+    if ((rc = cm_json_get_str(j, MCS_F_STORAGE_ID, CS_STORAGE_ID_MAX, &sid, NULL)) != 0 ||
+        (rc = cm_json_get_str(j, MCS_F_ADDR, CS_ADDR_MAX, &addr, NULL)) != 0 ||
+        (rc = cm_json_opt_str(j, MCS_F_RACK, CS_RACK_MAX, &rack, NULL)) != 0 ||
+        (rc = get_space(j, &sp)) != 0)
+        return rc;
+    const char *colon = strrchr(addr, ':');
+    if (*sid == 0 || colon == NULL || colon == addr || colon[1] == 0)
+        return cm_http_answer_error(req, CM_E_BAD_FIELD, "storage_id empty or addr not host:port",
+                                    NULL);
+    if (!leading(m))
+        return not_leader(m, req);
+    void *cs_cmd, *cmd;
+    size_t cs_len, len;
+    if ((rc = cs_cmd_register(sid, addr, rack, &cs_cmd, &cs_len)) != 0)
+        return rc;
+    rc = master_fsm_wrap(MFSM_TAG_CS, cs_cmd, cs_len, &cmd, &len);
+    free(cs_cmd);
+    if (rc != 0)
+        return rc;
+    struct reg_ctx *g = calloc(1, sizeof(*g));
+    if (g == NULL) {
+        free(cmd);
+        return CM_E_NOMEM;
+    }
+    g->m = m;
+    g->sp = sp;
+    if ((rc = cm_http_defer(req, &g->d)) != 0) {
+        free(g);
+        free(cmd);
+        return rc;
+    }
+    rn_propose(m->node, cmd, len, register_done, g);
+    free(cmd);
+    return 0;
+}
+
+/* ---- POST /v1/cs/heartbeat ---- */
+
+struct gc_read {
+    struct master *m;
+    uint64_t ids[GC_SCAN_MAX];
+    uint32_t n;
+};
+
+static void read_gc(void *arg)
+{
+    struct gc_read *g = arg;
+    uint64_t first;
+    ns_gc_pending(g->m->ns, GC_SCAN_MAX, &first, g->ids, &g->n);
+}
+
+/* The distinct block ids files reference, sorted (built on the loop thread). */
+struct ref_scan {
+    struct master *m;
+    uint64_t *ids;
+    size_t n, cap;
+    int err;
+};
+
+static int collect(void *arg, const struct ns_block *b)
+{
+    struct ref_scan *s = arg;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 1024;
+        uint64_t *v = realloc(s->ids, cap * sizeof(*v));
+        if (v == NULL)
+            return CM_E_NOMEM;
+        s->ids = v;
+        s->cap = cap;
+    }
+    s->ids[s->n++] = b->id;
+    return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void read_refs(void *arg)
+{
+    struct ref_scan *s = arg;
+    s->err = ns_scan_blocks(s->m->ns, collect, s);
+}
+
+/* Adds the replicate commands for chunkserver id to cmds. */
+static int add_replicate(struct master *m, uint32_t id, cJSON *cmds)
+{
+    struct ref_scan s = {.m = m};
+    struct cs_repl repl[CS_REPL_PER_HEARTBEAT];
+    rn_run_sync(m->node, read_refs, &s);
+    if (s.err != 0) {
+        free(s.ids);
+        return s.err;
+    }
+    if (s.n > 0)
+        qsort(s.ids, s.n, sizeof(*s.ids), cmp_u64);
+    size_t k = 0;
+    for (size_t i = 0; i < s.n; i++)
+        if (k == 0 || s.ids[k - 1] != s.ids[i])
+            s.ids[k++] = s.ids[i];
+    size_t n = cs_replicate(m->cs, id, master_now_ms(), s.ids, k, repl, CS_REPL_PER_HEARTBEAT);
+    free(s.ids);
+    for (size_t i = 0; i < n; i++) {
+        char hex[17];
+        cJSON *c = cJSON_CreateObject();
+        if (c == NULL || !cJSON_AddItemToArray(cmds, c))
+            return CM_E_NOMEM;
+        snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)repl[i].block);
+        cJSON_AddStringToObject(c, MCS_F_OP, MCS_OP_REPLICATE);
+        cJSON_AddStringToObject(c, MCS_F_BLOCK, hex);
+        cJSON_AddStringToObject(c, MCS_F_TARGET, repl[i].target);
+        LOG_INFO("chunkserver %u: replicate block %s to %s", id, hex, repl[i].target);
+    }
+    return 0;
+}
+
+static int h_heartbeat(struct cm_http_req *req, void *data)
+{
+    struct master *m = data;
+    const cJSON *j = cm_http_req_json(req);
+    const char *sid;
+    uint32_t id;
+    struct space sp = {0};
+    uint64_t *added = NULL, *removed = NULL, *corrupt = NULL;
+    size_t n_added = 0, n_removed = 0, n_corrupt = 0;
+    struct gc_read *gc = NULL;
+    cJSON *o = NULL;
+    int rc;
+    if ((rc = get_cs(j, &id, &sid)) != 0 || (rc = get_space(j, &sp)) != 0 ||
+        (rc = parse_ids(j, MCS_F_ADDED, true, &added, &n_added)) != 0 ||
+        (rc = parse_ids(j, MCS_F_REMOVED, false, &removed, &n_removed)) != 0 ||
+        (rc = parse_ids(j, MCS_F_CORRUPT, false, &corrupt, &n_corrupt)) != 0)
+        goto out;
+    if (!leading(m)) {
+        rc = not_leader(m, req);
+        goto out;
+    }
+    bool need_report = false;
+    if ((rc = cs_check(m->cs, id, sid)) != 0 ||
+        (rc = cs_heartbeat(m->cs, id, master_now_ms(), sp.capacity, sp.used, sp.free, sp.blocks,
+                           sp.load, sp.no_space, &need_report)) != 0 ||
+        (rc = cs_blocks_change(m->cs, id, added, n_added, removed, n_removed)) != 0 ||
+        (rc = cs_blocks_change(m->cs, id, NULL, 0, corrupt, n_corrupt)) != 0)
+        goto out;
+    /* Blocks this chunkserver holds that no file references any more. */
+    if ((gc = calloc(1, sizeof(*gc))) == NULL) {
+        rc = CM_E_NOMEM;
+        goto out;
+    }
+    gc->m = m;
+    rn_run_sync(m->node, read_gc, gc);
+    uint64_t del[GC_SCAN_MAX];
+    size_t n_del = cs_blocks_held(m->cs, id, gc->ids, gc->n, del, GC_SCAN_MAX);
+    cJSON *cmds;
+    if ((o = cJSON_CreateObject()) == NULL ||
+        (cmds = cJSON_AddArrayToObject(o, MCS_F_COMMANDS)) == NULL ||
+        cJSON_AddBoolToObject(o, MCS_F_NEED_REPORT, need_report) == NULL) {
+        rc = CM_E_NOMEM;
+        goto out;
+    }
+    if (n_del > 0) {
+        cJSON *c = cJSON_CreateObject(), *ids;
+        if (c == NULL || !cJSON_AddItemToArray(cmds, c) ||
+            cJSON_AddStringToObject(c, MCS_F_OP, MCS_OP_DELETE) == NULL ||
+            (ids = cJSON_AddArrayToObject(c, MCS_F_BLOCKS)) == NULL) {
+            rc = CM_E_NOMEM;
+            goto out;
+        }
+        for (size_t i = 0; i < n_del; i++) {
+            char hex[17];
+            snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)del[i]);
+            cJSON_AddItemToArray(ids, cJSON_CreateString(hex));
+        }
+    }
+    if ((rc = add_replicate(m, id, cmds)) != 0)
+        goto out;
+    rc = cm_http_answer_json(req, 200, o);
+    o = NULL;
+out:
+    cJSON_Delete(o);
+    free(gc);
+    free(added);
+    free(removed);
+    free(corrupt);
+    return rc;
+}
+
+/* ---- POST /v1/cs/report ---- */
+
+static int h_report(struct cm_http_req *req, void *data)
+{
+    struct master *m = data;
+    const cJSON *j = cm_http_req_json(req);
+    const char *sid;
+    uint32_t id;
+    uint64_t report_id, part, *blocks = NULL, *corrupt = NULL;
+    size_t n_blocks = 0, n_corrupt = 0;
+    bool last;
+    int rc;
+    if ((rc = get_cs(j, &id, &sid)) != 0 ||
+        (rc = cm_json_get_u64(j, MCS_F_REPORT_ID, &report_id)) != 0 ||
+        (rc = cm_json_get_u64(j, MCS_F_PART, &part)) != 0 ||
+        (rc = cm_json_get_bool(j, MCS_F_LAST, &last)) != 0 ||
+        (rc = parse_ids(j, MCS_F_BLOCKS, true, &blocks, &n_blocks)) != 0 ||
+        (rc = parse_ids(j, MCS_F_CORRUPT, false, &corrupt, &n_corrupt)) != 0)
+        goto out;
+    if (!leading(m)) {
+        rc = not_leader(m, req);
+        goto out;
+    }
+    if ((rc = cs_check(m->cs, id, sid)) != 0 ||
+        (rc = cs_report_part(m->cs, id, report_id, part, last, blocks, n_blocks)) != 0)
+        goto out;
+    cJSON *o = cJSON_CreateObject();
+    rc = o == NULL ? CM_E_NOMEM : cm_http_answer_json(req, 200, o);
+out:
+    free(blocks);
+    free(corrupt);
+    return rc;
+}
+
+/* ---- POST /v1/fs/place ---- */
+
+static int h_place(struct cm_http_req *req, void *data)
+{
+    struct master *m = data;
+    const cJSON *j = cm_http_req_json(req);
+    int64_t count;
+    int rc;
+    if ((rc = cm_json_get_int_range(j, MCS_F_COUNT, 1, CS_PLACE_MAX, &count)) != 0)
+        return rc;
+    if (!leading(m))
+        return not_leader(m, req);
+    struct cs_info pick[CS_PLACE_MAX];
+    size_t n = cs_place(m->cs, master_now_ms(), (size_t)count, pick);
+    if (n == 0)
+        return cm_http_answer_error(req, CM_E_NOSPC, "no live chunkserver with free space", NULL);
+    cJSON *o = cJSON_CreateObject(), *a;
+    if (o == NULL || (a = cJSON_AddArrayToObject(o, MCS_F_CHUNKSERVERS)) == NULL) {
+        cJSON_Delete(o);
+        return CM_E_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        cJSON *c = cJSON_CreateObject();
+        if (c == NULL || !cJSON_AddItemToArray(a, c)) {
+            cJSON_Delete(c);
+            cJSON_Delete(o);
+            return CM_E_NOMEM;
+        }
+        cm_json_add_u64(c, MCS_F_ID, pick[i].id);
+        cJSON_AddStringToObject(c, MCS_F_ADDR, pick[i].addr);
+        cJSON_AddStringToObject(c, MCS_F_RACK, pick[i].rack);
+    }
+    return cm_http_answer_json(req, 200, o);
+}
+
+int master_add_cs_routes(struct master *m, struct cm_http_server *srv)
+{
+    const struct cm_http_route routes[] = {
+        {"POST", MCS_PATH_REGISTER, CM_HTTP_JSON, NULL, NULL, h_register, m},
+        {"POST", MCS_PATH_HEARTBEAT, CM_HTTP_JSON, NULL, NULL, h_heartbeat, m},
+        {"POST", MCS_PATH_REPORT, CM_HTTP_JSON, NULL, NULL, h_report, m},
+        {"POST", MCS_PATH_PLACE, CM_HTTP_JSON, NULL, NULL, h_place, m},
+    };
+    return cm_http_server_add_routes(srv, routes, sizeof(routes) / sizeof(routes[0]));
+}

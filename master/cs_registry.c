@@ -1,0 +1,629 @@
+/* The chunkserver table (replicated) and the leader's soft state about each chunkserver. */
+#include "master/cs_registry.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/errors.h"
+
+#define CMD_REGISTER 1
+
+struct u64set {
+    uint64_t *v;
+    size_t n, cap;
+};
+
+struct cs_entry {
+    /* replicated */
+    uint32_t id; /* 0: unused slot */
+    char storage_id[CS_STORAGE_ID_MAX + 1];
+    char addr[CS_ADDR_MAX + 1];
+    char rack[CS_RACK_MAX + 1];
+    /* soft */
+    uint64_t last_hb_ms; /* 0: not heard from */
+    uint64_t capacity, used, free, load, hb_blocks;
+    bool no_space;
+    bool reported; /* a full report was taken */
+    struct u64set blocks;
+    uint64_t report_id;
+    uint64_t next_part;
+    struct u64set pending; /* parts of the report in progress */
+};
+
+struct cs_registry {
+    pthread_mutex_t mu;
+    uint64_t dead_timeout_ms;
+    uint64_t term; /* of the leadership the soft state belongs to */
+    uint64_t leader_since_ms;
+    struct inflight {
+        uint64_t block;
+        uint32_t target;
+        uint64_t until_ms;
+    } * inflight;
+    size_t n_inflight, cap_inflight;
+    struct cs_entry *e; /* e[i].id == i + 1 */
+    size_t n;
+};
+
+int cs_registry_new(uint64_t dead_timeout_ms, struct cs_registry **out)
+{
+    struct cs_registry *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return CM_E_NOMEM;
+    pthread_mutex_init(&r->mu, NULL);
+    r->dead_timeout_ms = dead_timeout_ms ? dead_timeout_ms : CS_DEFAULT_DEAD_TIMEOUT_MS;
+    *out = r;
+    return 0;
+}
+
+static void soft_clear(struct cs_entry *e)
+{
+    free(e->blocks.v);
+    free(e->pending.v);
+    e->blocks = (struct u64set){0};
+    e->pending = (struct u64set){0};
+    e->last_hb_ms = 0;
+    e->capacity = e->used = e->free = e->load = e->hb_blocks = 0;
+    e->no_space = false;
+    e->reported = false;
+    e->report_id = 0;
+    e->next_part = 0;
+}
+
+void cs_registry_free(struct cs_registry *r)
+{
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->n; i++)
+        soft_clear(&r->e[i]);
+    free(r->e);
+    free(r->inflight);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+/* ---- encoding ---- */
+
+static int put_str(uint8_t **p, const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n > max)
+        return CM_E_RANGE;
+    (*p)[0] = (uint8_t)(n & 0xff);
+    (*p)[1] = (uint8_t)(n >> 8);
+    memcpy(*p + 2, s, n);
+    *p += 2 + n;
+    return 0;
+}
+
+/* Reads a string of at most max bytes (no NUL inside) into out. */
+static int get_str(const uint8_t **p, const uint8_t *end, char *out, size_t max)
+{
+    if (end - *p < 2)
+        return CM_E_INVAL;
+    size_t n = (size_t)(*p)[0] | (size_t)(*p)[1] << 8;
+    if (n > max || (size_t)(end - *p - 2) < n || memchr(*p + 2, 0, n) != NULL)
+        return CM_E_INVAL;
+    memcpy(out, *p + 2, n);
+    out[n] = 0;
+    *p += 2 + n;
+    return 0;
+}
+
+int cs_cmd_register(const char *storage_id, const char *addr, const char *rack, void **out,
+                    size_t *len)
+{
+    size_t cap = 1 + 6 + strlen(storage_id) + strlen(addr) + strlen(rack);
+    uint8_t *b = malloc(cap), *p = b;
+    int rc;
+    if (b == NULL)
+        return CM_E_NOMEM;
+    *p++ = CMD_REGISTER;
+    if (*storage_id == 0 || *addr == 0 || (rc = put_str(&p, storage_id, CS_STORAGE_ID_MAX)) != 0 ||
+        (rc = put_str(&p, addr, CS_ADDR_MAX)) != 0 || (rc = put_str(&p, rack, CS_RACK_MAX)) != 0) {
+        free(b);
+        return CM_E_INVAL;
+    }
+    *out = b;
+    *len = (size_t)(p - b);
+    return 0;
+}
+
+static struct cs_entry *find_storage(struct cs_registry *r, const char *sid)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (strcmp(r->e[i].storage_id, sid) == 0)
+            return &r->e[i];
+    return NULL;
+}
+
+int cs_apply(struct cs_registry *r, const void *data, size_t len, void **res, size_t *res_len)
+{
+    const uint8_t *p = data, *end = p + len;
+    struct cs_entry in = {0};
+    if (len < 1 || p[0] != CMD_REGISTER)
+        return CM_E_INVAL;
+    p++;
+    if (get_str(&p, end, in.storage_id, CS_STORAGE_ID_MAX) != 0 ||
+        get_str(&p, end, in.addr, CS_ADDR_MAX) != 0 ||
+        get_str(&p, end, in.rack, CS_RACK_MAX) != 0 || p != end || in.storage_id[0] == 0 ||
+        in.addr[0] == 0)
+        return CM_E_INVAL;
+    int rc = 0;
+    uint32_t id;
+    pthread_mutex_lock(&r->mu);
+    struct cs_entry *e = find_storage(r, in.storage_id);
+    if (e == NULL) {
+        if (r->n >= CS_MAX) {
+            rc = CM_E_NOSPC;
+            goto out;
+        }
+        struct cs_entry *ne = realloc(r->e, (r->n + 1) * sizeof(*ne));
+        if (ne == NULL) {
+            rc = CM_E_NOMEM;
+            goto out;
+        }
+        r->e = ne;
+        e = &r->e[r->n];
+        memset(e, 0, sizeof(*e));
+        e->id = (uint32_t)++r->n;
+        memcpy(e->storage_id, in.storage_id, sizeof(e->storage_id));
+    }
+    memcpy(e->addr, in.addr, sizeof(e->addr));
+    memcpy(e->rack, in.rack, sizeof(e->rack));
+    id = e->id;
+out:
+    pthread_mutex_unlock(&r->mu);
+    if (rc != 0)
+        return rc;
+    if (res != NULL) {
+        char *s = malloc(16);
+        if (s == NULL)
+            return CM_E_NOMEM;
+        int k = snprintf(s, 16, "%u", id);
+        *res = s;
+        *res_len = (size_t)k;
+    }
+    return 0;
+}
+
+int cs_snapshot_write(struct cs_registry *r, void **out, size_t *len)
+{
+    pthread_mutex_lock(&r->mu);
+    size_t cap = 4;
+    for (size_t i = 0; i < r->n; i++)
+        cap += 4 + 6 + strlen(r->e[i].storage_id) + strlen(r->e[i].addr) + strlen(r->e[i].rack);
+    uint8_t *b = malloc(cap), *p = b;
+    if (b == NULL) {
+        pthread_mutex_unlock(&r->mu);
+        return CM_E_NOMEM;
+    }
+    uint32_t n = (uint32_t)r->n;
+    memcpy(p, &n, 4);
+    p += 4;
+    for (size_t i = 0; i < r->n; i++) {
+        memcpy(p, &r->e[i].id, 4);
+        p += 4;
+        put_str(&p, r->e[i].storage_id, CS_STORAGE_ID_MAX);
+        put_str(&p, r->e[i].addr, CS_ADDR_MAX);
+        put_str(&p, r->e[i].rack, CS_RACK_MAX);
+    }
+    pthread_mutex_unlock(&r->mu);
+    *out = b;
+    *len = (size_t)(p - b);
+    return 0;
+}
+
+int cs_restore(struct cs_registry *r, const void *buf, size_t len)
+{
+    const uint8_t *p = buf, *end = p + len;
+    uint32_t n;
+    if (len < 4)
+        return CM_E_STORE;
+    memcpy(&n, p, 4);
+    p += 4;
+    if (n > CS_MAX)
+        return CM_E_STORE;
+    struct cs_entry *ne = calloc(n ? n : 1, sizeof(*ne));
+    if (ne == NULL)
+        return CM_E_NOMEM;
+    for (uint32_t i = 0; i < n; i++) {
+        if (end - p < 4) {
+            free(ne);
+            return CM_E_STORE;
+        }
+        memcpy(&ne[i].id, p, 4);
+        p += 4;
+        if (ne[i].id != i + 1 || get_str(&p, end, ne[i].storage_id, CS_STORAGE_ID_MAX) != 0 ||
+            get_str(&p, end, ne[i].addr, CS_ADDR_MAX) != 0 ||
+            get_str(&p, end, ne[i].rack, CS_RACK_MAX) != 0) {
+            free(ne);
+            return CM_E_STORE;
+        }
+    }
+    if (p != end) {
+        free(ne);
+        return CM_E_STORE;
+    }
+    pthread_mutex_lock(&r->mu);
+    /* Soft state stays with ids that keep their storage id. */
+    for (size_t i = 0; i < r->n; i++) {
+        struct cs_entry *o = &r->e[i];
+        if (i < n && strcmp(o->storage_id, ne[i].storage_id) == 0) {
+            struct cs_entry *t = &ne[i];
+            t->last_hb_ms = o->last_hb_ms;
+            t->capacity = o->capacity;
+            t->used = o->used;
+            t->free = o->free;
+            t->load = o->load;
+            t->hb_blocks = o->hb_blocks;
+            t->no_space = o->no_space;
+            t->reported = o->reported;
+            t->blocks = o->blocks;
+            t->pending = o->pending;
+            t->report_id = o->report_id;
+            t->next_part = o->next_part;
+            o->blocks = (struct u64set){0};
+            o->pending = (struct u64set){0};
+        }
+        soft_clear(o);
+    }
+    free(r->e);
+    r->e = ne;
+    r->n = n;
+    pthread_mutex_unlock(&r->mu);
+    return 0;
+}
+
+/* ---- soft state ---- */
+
+static struct cs_entry *get(struct cs_registry *r, uint32_t id)
+{
+    return id >= 1 && id <= r->n ? &r->e[id - 1] : NULL;
+}
+
+static bool alive(const struct cs_registry *r, const struct cs_entry *e, uint64_t now)
+{
+    return e->last_hb_ms != 0 && now - e->last_hb_ms <= r->dead_timeout_ms;
+}
+
+int cs_check(struct cs_registry *r, uint32_t id, const char *storage_id)
+{
+    pthread_mutex_lock(&r->mu);
+    struct cs_entry *e = get(r, id);
+    int rc = e != NULL && strcmp(e->storage_id, storage_id) == 0 ? 0 : CM_E_NOENT;
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+int cs_heartbeat(struct cs_registry *r, uint32_t id, uint64_t now_ms, uint64_t capacity,
+                 uint64_t used, uint64_t free_b, uint64_t blocks, uint64_t load, bool no_space,
+                 bool *need_report)
+{
+    pthread_mutex_lock(&r->mu);
+    struct cs_entry *e = get(r, id);
+    if (e == NULL) {
+        pthread_mutex_unlock(&r->mu);
+        return CM_E_NOENT;
+    }
+    e->last_hb_ms = now_ms ? now_ms : 1;
+    e->capacity = capacity;
+    e->used = used;
+    e->free = free_b;
+    e->hb_blocks = blocks;
+    e->load = load;
+    e->no_space = no_space;
+    *need_report = !e->reported;
+    pthread_mutex_unlock(&r->mu);
+    return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static size_t lower_bound(const struct u64set *s, uint64_t v)
+{
+    size_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->v[mid] < v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static int set_reserve(struct u64set *s, size_t more)
+{
+    if (s->n + more <= s->cap)
+        return 0;
+    size_t cap = s->cap ? s->cap : 64;
+    while (cap < s->n + more)
+        cap *= 2;
+    uint64_t *v = realloc(s->v, cap * sizeof(*v));
+    if (v == NULL)
+        return CM_E_NOMEM;
+    s->v = v;
+    s->cap = cap;
+    return 0;
+}
+
+static int set_add(struct u64set *s, uint64_t v)
+{
+    size_t i = lower_bound(s, v);
+    if (i < s->n && s->v[i] == v)
+        return 0;
+    if (set_reserve(s, 1) != 0)
+        return CM_E_NOMEM;
+    if (s->n > i)
+        memmove(s->v + i + 1, s->v + i, (s->n - i) * sizeof(*s->v));
+    s->v[i] = v;
+    s->n++;
+    return 0;
+}
+
+static void set_del(struct u64set *s, uint64_t v)
+{
+    size_t i = lower_bound(s, v);
+    if (i < s->n && s->v[i] == v) {
+        memmove(s->v + i, s->v + i + 1, (s->n - i - 1) * sizeof(*s->v));
+        s->n--;
+    }
+}
+
+int cs_blocks_change(struct cs_registry *r, uint32_t id, const uint64_t *added, size_t n_added,
+                     const uint64_t *removed, size_t n_removed)
+{
+    int rc = 0;
+    pthread_mutex_lock(&r->mu);
+    struct cs_entry *e = get(r, id);
+    if (e == NULL)
+        rc = CM_E_NOENT;
+    for (size_t i = 0; rc == 0 && i < n_removed; i++)
+        set_del(&e->blocks, removed[i]);
+    for (size_t i = 0; rc == 0 && i < n_added; i++)
+        rc = set_add(&e->blocks, added[i]);
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+int cs_report_part(struct cs_registry *r, uint32_t id, uint64_t report_id, uint64_t part, bool last,
+                   const uint64_t *blocks, size_t n)
+{
+    int rc = 0;
+    pthread_mutex_lock(&r->mu);
+    struct cs_entry *e = get(r, id);
+    if (e == NULL) {
+        rc = CM_E_NOENT;
+        goto out;
+    }
+    if (part == 0 || e->report_id != report_id) {
+        e->report_id = report_id;
+        e->pending.n = 0;
+        e->next_part = 0;
+    }
+    if (part != e->next_part) {
+        rc = part < e->next_part ? 0 : CM_E_INVAL; /* a resent part is taken once */
+        goto out;
+    }
+    if ((rc = set_reserve(&e->pending, n)) != 0)
+        goto out;
+    if (n > 0)
+        memcpy(e->pending.v + e->pending.n, blocks, n * sizeof(*blocks));
+    e->pending.n += n;
+    e->next_part++;
+    if (last) {
+        if (e->pending.n > 0)
+            qsort(e->pending.v, e->pending.n, sizeof(uint64_t), cmp_u64);
+        size_t k = 0;
+        for (size_t i = 0; i < e->pending.n; i++)
+            if (k == 0 || e->pending.v[k - 1] != e->pending.v[i])
+                e->pending.v[k++] = e->pending.v[i];
+        e->pending.n = k;
+        struct u64set t = e->blocks;
+        e->blocks = e->pending;
+        e->pending = t;
+        e->pending.n = 0;
+        e->reported = true;
+    }
+out:
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+size_t cs_blocks_held(struct cs_registry *r, uint32_t id, const uint64_t *garbage, size_t n,
+                      uint64_t *out, size_t max)
+{
+    size_t k = 0;
+    pthread_mutex_lock(&r->mu);
+    struct cs_entry *e = get(r, id);
+    for (size_t i = 0; e != NULL && i < n && k < max; i++) {
+        size_t j = lower_bound(&e->blocks, garbage[i]);
+        if (j < e->blocks.n && e->blocks.v[j] == garbage[i])
+            out[k++] = garbage[i];
+    }
+    pthread_mutex_unlock(&r->mu);
+    return k;
+}
+
+void cs_soft_reset(struct cs_registry *r)
+{
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->n; i++)
+        soft_clear(&r->e[i]);
+    pthread_mutex_unlock(&r->mu);
+}
+
+void cs_leader_term(struct cs_registry *r, uint64_t term, uint64_t now_ms)
+{
+    pthread_mutex_lock(&r->mu);
+    if (term != r->term) {
+        for (size_t i = 0; i < r->n; i++)
+            soft_clear(&r->e[i]);
+        r->term = term;
+        r->leader_since_ms = now_ms;
+        r->n_inflight = 0;
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void fill_info(const struct cs_registry *r, const struct cs_entry *e, uint64_t now,
+                      struct cs_info *o)
+{
+    o->id = e->id;
+    memcpy(o->storage_id, e->storage_id, sizeof(o->storage_id));
+    memcpy(o->addr, e->addr, sizeof(o->addr));
+    memcpy(o->rack, e->rack, sizeof(o->rack));
+    o->alive = alive(r, e, now);
+    o->no_space = e->no_space;
+    o->capacity = e->capacity;
+    o->used = e->used;
+    o->free = e->free;
+    o->load = e->load;
+    o->blocks = e->reported ? e->blocks.n : e->hb_blocks;
+    o->last_heartbeat_ms_ago = e->last_hb_ms == 0 ? -1 : (int64_t)(now - e->last_hb_ms);
+}
+
+size_t cs_place(struct cs_registry *r, uint64_t now_ms, size_t count, struct cs_info *out)
+{
+    size_t k = 0;
+    if (count > CS_PLACE_MAX)
+        count = CS_PLACE_MAX;
+    pthread_mutex_lock(&r->mu);
+    bool *taken = calloc(r->n ? r->n : 1, sizeof(bool));
+    /* Pass 0 takes only racks not used yet; pass 1 fills up with the rest. */
+    for (int pass = 0; taken != NULL && pass < 2 && k < count; pass++) {
+        while (k < count) {
+            struct cs_entry *best = NULL;
+            for (size_t i = 0; i < r->n; i++) {
+                struct cs_entry *e = &r->e[i];
+                if (taken[i] || !alive(r, e, now_ms) || e->no_space)
+                    continue;
+                bool rack_used = false;
+                for (size_t j = 0; pass == 0 && e->rack[0] && j < k; j++)
+                    rack_used |= strcmp(out[j].rack, e->rack) == 0;
+                if (rack_used)
+                    continue;
+                if (best == NULL || e->free > best->free)
+                    best = e;
+            }
+            if (best == NULL)
+                break;
+            taken[best - r->e] = true;
+            fill_info(r, best, now_ms, &out[k++]);
+        }
+    }
+    free(taken);
+    pthread_mutex_unlock(&r->mu);
+    return k;
+}
+
+int cs_list(struct cs_registry *r, uint64_t now_ms, struct cs_info **out, size_t *n)
+{
+    pthread_mutex_lock(&r->mu);
+    struct cs_info *v = calloc(r->n ? r->n : 1, sizeof(*v));
+    if (v == NULL) {
+        pthread_mutex_unlock(&r->mu);
+        return CM_E_NOMEM;
+    }
+    for (size_t i = 0; i < r->n; i++)
+        fill_info(r, &r->e[i], now_ms, &v[i]);
+    *n = r->n;
+    pthread_mutex_unlock(&r->mu);
+    *out = v;
+    return 0;
+}
+
+static bool holds(const struct cs_entry *e, uint64_t block)
+{
+    size_t j = lower_bound(&e->blocks, block);
+    return j < e->blocks.n && e->blocks.v[j] == block;
+}
+
+/* Whether a copy of block to target was commanded and may still be under way. */
+static bool commanded(const struct cs_registry *r, uint64_t block, uint32_t target, uint64_t now)
+{
+    for (size_t i = 0; i < r->n_inflight; i++)
+        if (r->inflight[i].block == block && r->inflight[i].until_ms > now &&
+            (target == 0 || r->inflight[i].target == target))
+            return true;
+    return false;
+}
+
+static void remember(struct cs_registry *r, uint64_t block, uint32_t target, uint64_t until)
+{
+    /* Expired entries make room first. */
+    size_t k = 0;
+    for (size_t i = 0; i < r->n_inflight; i++)
+        if (r->inflight[i].until_ms > until - CS_REPL_RETRY_MS)
+            r->inflight[k++] = r->inflight[i];
+    r->n_inflight = k;
+    if (r->n_inflight == r->cap_inflight) {
+        size_t cap = r->cap_inflight ? 2 * r->cap_inflight : 64;
+        struct inflight *v = realloc(r->inflight, cap * sizeof(*v));
+        if (v == NULL)
+            return;
+        r->inflight = v;
+        r->cap_inflight = cap;
+    }
+    r->inflight[r->n_inflight++] = (struct inflight){block, target, until};
+}
+
+size_t cs_replicate(struct cs_registry *r, uint32_t src, uint64_t now_ms, const uint64_t *ids,
+                    size_t n, struct cs_repl *out, size_t max)
+{
+    size_t k = 0;
+    pthread_mutex_lock(&r->mu);
+    struct cs_entry *s = get(r, src);
+    if (s == NULL || !alive(r, s, now_ms) || now_ms - r->leader_since_ms < r->dead_timeout_ms)
+        goto out;
+    for (size_t i = 0; i < r->n; i++)
+        if (alive(r, &r->e[i], now_ms) && !r->e[i].reported)
+            goto out;
+    for (size_t b = 0; b < n && k < max; b++) {
+        if (!holds(s, ids[b]))
+            continue;
+        size_t live = 0;
+        for (size_t i = 0; i < r->n; i++) {
+            const struct cs_entry *e = &r->e[i];
+            if (alive(r, e, now_ms) && (holds(e, ids[b]) || commanded(r, ids[b], e->id, now_ms)))
+                live++;
+        }
+        while (live < CS_DEFAULT_REPLICATION && k < max) {
+            struct cs_entry *best = NULL;
+            bool best_new_rack = false;
+            for (size_t i = 0; i < r->n; i++) {
+                struct cs_entry *e = &r->e[i];
+                if (!alive(r, e, now_ms) || e->no_space || holds(e, ids[b]) ||
+                    commanded(r, ids[b], e->id, now_ms))
+                    continue;
+                bool new_rack = true;
+                for (size_t j = 0; e->rack[0] && j < r->n; j++)
+                    if (alive(r, &r->e[j], now_ms) && holds(&r->e[j], ids[b]) &&
+                        strcmp(r->e[j].rack, e->rack) == 0)
+                        new_rack = false;
+                if (best == NULL || (new_rack && !best_new_rack) ||
+                    (new_rack == best_new_rack && e->free > best->free)) {
+                    best = e;
+                    best_new_rack = new_rack;
+                }
+            }
+            if (best == NULL)
+                break;
+            out[k].block = ids[b];
+            memcpy(out[k].target, best->addr, sizeof(out[k].target));
+            k++;
+            remember(r, ids[b], best->id, now_ms + CS_REPL_RETRY_MS);
+            live++;
+        }
+    }
+out:
+    pthread_mutex_unlock(&r->mu);
+    return k;
+}

@@ -1,0 +1,137 @@
+/* The master's view of its chunkservers: the replicated table (cs_id <-> storage id, address,
+ * rack; changed only by applying MFSM_TAG_CS commands) and the leader's soft state (liveness,
+ * space, load, block reports; in memory only, rebuilt from heartbeats after a failover). It does
+ * no I/O and reads no clock: callers pass the time in. Every function is thread-safe. */
+#ifndef DFS_MASTER_CS_REGISTRY_H
+#define DFS_MASTER_CS_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Wire names of the chunkserver endpoints (docs/protocol.md, "Master client port:
+ * chunkservers"); the same strings as the chunkserver's own chunk/cs_proto.h. */
+#define MCS_PATH_REGISTER  "/v1/cs/register"
+#define MCS_PATH_HEARTBEAT "/v1/cs/heartbeat"
+#define MCS_PATH_REPORT    "/v1/cs/report"
+#define MCS_PATH_PLACE     "/v1/fs/place"
+
+#define MCS_F_CS_ID        "cs_id"
+#define MCS_F_STORAGE_ID   "storage_id"
+#define MCS_F_ADDR         "addr"
+#define MCS_F_RACK         "rack"
+#define MCS_F_CAPACITY     "capacity"
+#define MCS_F_USED         "used"
+#define MCS_F_FREE         "free"
+#define MCS_F_BLOCKS       "blocks"
+#define MCS_F_LOAD         "load"
+#define MCS_F_NO_SPACE     "no_space"
+#define MCS_F_ADDED        "added"
+#define MCS_F_REMOVED      "removed"
+#define MCS_F_CORRUPT      "corrupt"
+#define MCS_F_ID           "id"
+#define MCS_F_BLOCK        "block"
+#define MCS_F_TARGET       "target"
+#define MCS_F_COMMANDS     "commands"
+#define MCS_F_OP           "op"
+#define MCS_F_NEED_REPORT  "need_full_report"
+#define MCS_F_REPORT_ID    "report_id"
+#define MCS_F_PART         "part"
+#define MCS_F_LAST         "last"
+#define MCS_F_COUNT        "count"
+#define MCS_F_CHUNKSERVERS "chunkservers"
+#define MCS_OP_DELETE      "delete"
+#define MCS_OP_REPLICATE   "replicate"
+
+#define CS_STORAGE_ID_MAX          64   /* bytes */
+#define CS_ADDR_MAX                255  /* bytes, "host:port" */
+#define CS_RACK_MAX                63   /* bytes */
+#define CS_MAX                     4096 /* registered chunkservers */
+#define CS_PLACE_MAX               16   /* chunkservers per placement */
+#define CS_DEFAULT_DEAD_TIMEOUT_MS 30000
+
+struct cs_registry;
+
+/* A chunkserver as /status shows it (a copy). */
+struct cs_info {
+    uint32_t id;
+    char storage_id[CS_STORAGE_ID_MAX + 1];
+    char addr[CS_ADDR_MAX + 1];
+    char rack[CS_RACK_MAX + 1];
+    bool alive; /* heard from within the dead timeout, by this master as leader */
+    bool no_space;
+    uint64_t capacity, used, free, load;
+    uint64_t blocks; /* in the last full report plus later changes, else as the heartbeat says */
+    int64_t last_heartbeat_ms_ago; /* -1: not heard from since this master became leader */
+};
+
+/* Free with cs_registry_free (NULL is a no-op). */
+int cs_registry_new(uint64_t dead_timeout_ms, struct cs_registry **out);
+void cs_registry_free(struct cs_registry *r);
+
+/* ---- replicated table ----
+ * Command (after the MFSM_TAG_CS tag): u8 op (1 = register), then storage id, address and rack,
+ * each u16 length (little-endian) and bytes. Nothing may follow. */
+int cs_cmd_register(const char *storage_id, const char *addr, const char *rack, void **out,
+                    size_t *len);
+/* Applies a command: a known storage id keeps its cs_id (its address and rack are updated), a
+ * new one gets the next id (1, 2, ...). *res (malloc'd, caller frees) is the cs_id in decimal.
+ * Errors: CM_E_INVAL (malformed, the same on every replica), CM_E_NOSPC (CS_MAX reached). */
+int cs_apply(struct cs_registry *r, const void *data, size_t len, void **res, size_t *res_len);
+/* The table as bytes: u32 count, then per entry u32 id and the three strings as in a command.
+ * *out malloc'd (caller frees). */
+int cs_snapshot_write(struct cs_registry *r, void **out, size_t *len);
+/* Replaces the table (and drops soft state of ids no longer present). CM_E_STORE when malformed;
+ * the table is then unchanged. */
+int cs_restore(struct cs_registry *r, const void *buf, size_t len);
+
+/* ---- soft state (leader only) ---- */
+
+/* Whether id is registered with this storage id (CM_E_NOENT if not). */
+int cs_check(struct cs_registry *r, uint32_t id, const char *storage_id);
+/* A heartbeat's numbers: marks id alive at now_ms. *need_report is set when no full report has
+ * been taken since this master last became leader. */
+int cs_heartbeat(struct cs_registry *r, uint32_t id, uint64_t now_ms, uint64_t capacity,
+                 uint64_t used, uint64_t free, uint64_t blocks, uint64_t load, bool no_space,
+                 bool *need_report);
+/* Block changes: add/remove ids from id's block set. */
+int cs_blocks_change(struct cs_registry *r, uint32_t id, const uint64_t *added, size_t n_added,
+                     const uint64_t *removed, size_t n_removed);
+/* One part of a full report. Parts accumulate under report_id; the last one replaces the set. */
+int cs_report_part(struct cs_registry *r, uint32_t id, uint64_t report_id, uint64_t part, bool last,
+                   const uint64_t *blocks, size_t n);
+/* Starts soft state over when term differs from the one last seen (a new leadership that
+ * began at now_ms). */
+void cs_leader_term(struct cs_registry *r, uint64_t term, uint64_t now_ms);
+
+#define CS_DEFAULT_REPLICATION 3     /* live copies wanted of every block a file references */
+#define CS_REPL_PER_HEARTBEAT  4     /* replicate commands per heartbeat answer */
+#define CS_REPL_RETRY_MS       30000 /* a command not seen carried out by then is sent again */
+
+struct cs_repl {
+    uint64_t block;
+    char target[CS_ADDR_MAX + 1];
+};
+
+/* Replication work for chunkserver src, alive and holding them: of the referenced block ids
+ * (sorted ascending, distinct), those with fewer live holders (and copies already commanded)
+ * than CS_DEFAULT_REPLICATION, each with a target (live, with space, not holding it, most free
+ * first, a rack none of the holders has first). At most max, and none until the leadership is
+ * one dead timeout old and every live chunkserver has sent a full report (so that missing
+ * reports do not look like missing copies). Commands given are remembered for
+ * CS_REPL_RETRY_MS. Returns how many were put into out. */
+size_t cs_replicate(struct cs_registry *r, uint32_t src, uint64_t now_ms, const uint64_t *ids,
+                    size_t n, struct cs_repl *out, size_t max);
+/* Of the ids in garbage (any order), those chunkserver id holds, up to max, into out. */
+size_t cs_blocks_held(struct cs_registry *r, uint32_t id, const uint64_t *garbage, size_t n,
+                      uint64_t *out, size_t max);
+/* Forgets all soft state (on losing or gaining leadership). */
+void cs_soft_reset(struct cs_registry *r);
+
+/* Up to count distinct live chunkservers with space, most free first, different racks first
+ * (chunkservers without a rack count as distinct). Returns how many were put into out. */
+size_t cs_place(struct cs_registry *r, uint64_t now_ms, size_t count, struct cs_info *out);
+/* A copy of every registered chunkserver, by id: *out malloc'd (caller frees). */
+int cs_list(struct cs_registry *r, uint64_t now_ms, struct cs_info **out, size_t *n);
+
+#endif
