@@ -1,0 +1,149 @@
+/* libdfs, the client library of dfs (used by the FUSE daemon and dfsctl): the namespace through
+ * the masters' /v1/fs/... endpoints with C types. Speaks to masters only; never maps to errno. */
+#ifndef DFS_CLIENT_DFS_H
+#define DFS_CLIENT_DFS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "client/master_conn.h"
+#include "common/auth.h"
+
+#define DFS_DEFAULT_OP_TIMEOUT_MS 60000
+/* Longest name of one directory entry, and of a symlink's target (docs/protocol.md). */
+#define DFS_NAME_MAX    255
+#define DFS_SYMLINK_MAX 4095
+/* The root directory's handle. */
+#define DFS_ROOT_INO 1
+#define DFS_ROOT_GEN 1
+
+/* An open file system: thread-safe, any number of threads may call at once. */
+struct dfs;
+
+struct dfs_options {
+    const struct cm_secret *secret; /* copied; NULL: none */
+    long op_timeout_ms;             /* one operation with all its retries; 0: 60 s */
+    long call_timeout_ms;           /* one attempt at one master; 0: master_conn's default */
+    bool follower_reads;            /* reads may be served by followers (still linearizable) */
+};
+
+/* A file's handle: inode number and generation (a reused number gets a new generation). */
+struct dfs_fh {
+    uint64_t ino, gen;
+};
+
+struct dfs_attr {
+    uint64_t ino, gen;
+    uint32_t mode; /* type bits (S_IFDIR, S_IFREG, S_IFLNK) and permission bits */
+    uint32_t nlink, uid, gid;
+    uint64_t size;
+    int64_t atime_ns, mtime_ns, ctime_ns; /* since the epoch */
+};
+
+/* The caller's identity; permissions are checked with it. NULL everywhere: none checked and new
+ * inodes are owned by 0:0. At most 32 groups. */
+struct dfs_cred {
+    uint32_t uid, gid;
+    size_t ngroups;
+    const uint32_t *groups;
+};
+
+/* Opens the masters: "host:port,host:port" or an SRV name. opt NULL: defaults. Does no I/O.
+ * Errors: CM_E_INVAL (bad list or options), CM_E_IO (/dev/urandom), CM_E_NOMEM.
+ * Free with dfs_close. */
+int dfs_open(const char *masters, const struct dfs_options *opt, struct dfs **out);
+/* No call may be running. NULL is a no-op. */
+void dfs_close(struct dfs *fs);
+
+/* The master connection's counters (ops, attempts, retries), for status pages and tests. */
+void dfs_conn_stats(struct dfs *fs, struct dfs_master_conn_stats *out);
+
+/* Every function returns 0 or a negative CM_E_* code: an error the masters answered (CM_E_NOENT,
+ * CM_E_EXIST, CM_E_NOTDIR, CM_E_NOTEMPTY, CM_E_STALE, CM_E_ACCES...), or CM_E_UNAVAILABLE (no
+ * master reached) / CM_E_TIMEOUT (no leader served it) after the operation timeout, CM_E_PROTO
+ * (an answer without the expected fields), CM_E_INVAL, CM_E_NOMEM. Mutations are retried across
+ * failovers, timeouts and connection errors with the same (client, seq), so each is applied at
+ * most once and a retry gets the first answer. out pointers may be NULL unless said otherwise. */
+
+/* The entry name in parent ("." and ".." allowed). */
+int dfs_lookup(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh parent, const char *name,
+               struct dfs_attr *out);
+int dfs_getattr(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh fh,
+                struct dfs_attr *out);
+/* Walks an absolute path ("/a/b/c"; repeated slashes ignored; "/" is the root) from the root with
+ * one lookup per component. CM_E_NOENT, CM_E_NOTDIR (a middle component not a directory),
+ * CM_E_INVAL (not absolute), CM_E_NAMETOOLONG. Symlinks are not followed. */
+int dfs_resolve_path(struct dfs *fs, const struct dfs_cred *cred, const char *path,
+                     struct dfs_attr *out);
+
+/* Creates a directory; out gets its attributes. mode: permission bits. */
+int dfs_mkdir(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh parent, const char *name,
+              uint32_t mode, struct dfs_attr *out);
+
+#define DFS_CREATE_EXCL  0x1u /* CM_E_EXIST when the name exists */
+#define DFS_CREATE_TRUNC 0x2u /* an existing file is truncated to 0 */
+/* Creates a regular file, or opens an existing one (then *created = false). */
+int dfs_create(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh parent, const char *name,
+               uint32_t mode, unsigned flags, struct dfs_attr *out, bool *created);
+/* Removes a non-directory name (CM_E_ISDIR) / an empty directory (CM_E_NOTEMPTY). */
+int dfs_unlink(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh parent, const char *name);
+int dfs_rmdir(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh parent, const char *name);
+
+#define DFS_RENAME_NOREPLACE 0x1u /* CM_E_EXIST when the target exists */
+#define DFS_RENAME_EXCHANGE  0x2u /* swap the two names (both must exist) */
+/* Linux renameat2 semantics. */
+int dfs_rename(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh src_parent,
+               const char *src_name, struct dfs_fh dst_parent, const char *dst_name,
+               unsigned flags);
+/* Gives file fh the new name name in parent; out gets fh's attributes. */
+int dfs_link(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh fh, struct dfs_fh parent,
+             const char *name, struct dfs_attr *out);
+int dfs_symlink(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh parent, const char *name,
+                const char *target, struct dfs_attr *out);
+/* *target (required) is malloc'd and NUL-terminated; the caller frees it with free().
+ * CM_E_INVAL when fh is not a symlink. */
+int dfs_readlink(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh fh, char **target);
+
+#define DFS_SET_MODE      0x01u
+#define DFS_SET_UID       0x02u
+#define DFS_SET_GID       0x04u
+#define DFS_SET_SIZE      0x08u
+#define DFS_SET_ATIME     0x10u
+#define DFS_SET_MTIME     0x20u
+#define DFS_SET_ATIME_NOW 0x40u /* the leader's clock */
+#define DFS_SET_MTIME_NOW 0x80u
+struct dfs_setattr {
+    unsigned valid; /* DFS_SET_* of the fields below to change */
+    uint32_t mode;  /* permission bits */
+    uint32_t uid, gid;
+    uint64_t size;
+    int64_t atime_ns, mtime_ns;
+};
+int dfs_setattr(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh fh,
+                const struct dfs_setattr *sa, struct dfs_attr *out);
+
+struct dfs_dirent {
+    char *name; /* owned by the page */
+    uint64_t cookie;
+    struct dfs_attr attr;
+};
+struct dfs_dirpage {
+    struct dfs_dirent *entries;
+    size_t n;
+    bool eof;
+    uint64_t cookie; /* pass to the next dfs_readdir to continue */
+};
+/* One page of directory fh from cookie (0: the start; "." and ".." come first), at most
+ * max_entries (0: 256; at most 4096). page (required) is overwritten; release it with
+ * dfs_dirpage_clear, also after an error. */
+int dfs_readdir(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh fh, uint64_t cookie,
+                size_t max_entries, struct dfs_dirpage *page);
+void dfs_dirpage_clear(struct dfs_dirpage *page);
+
+struct dfs_statfs {
+    uint64_t inodes, files, dirs, symlinks, max_inodes, blocks_allocated;
+};
+int dfs_statfs(struct dfs *fs, struct dfs_statfs *out);
+
+#endif
