@@ -1267,11 +1267,12 @@ uint16_t cm_http_server_port(const struct cm_http_server *srv)
 
 void cm_http_server_stop(struct cm_http_server *srv)
 {
-    struct hub *h = srv->hub;
+    struct hub *h;
     struct cm_http_deferred *d;
 
-    if (!srv->started || srv->stopped)
+    if (srv == NULL || !srv->started || srv->stopped)
         return;
+    h = srv->hub;
     srv->stopped = true;
     /* Resume every suspended request with UNAVAILABLE (libmicrohttpd must not be stopped with
      * suspended connections) and give those answers a moment to go out. From now on

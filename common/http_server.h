@@ -109,7 +109,7 @@ uint16_t cm_http_server_port(const struct cm_http_server *srv);
 /* Stops serving: answers every still-deferred request with UNAVAILABLE (waiting up to a second
  * for those answers to go out), closes all connections and joins the worker threads. Deferred
  * handles stay valid, also after cm_http_server_free, until they are completed (which then does
- * nothing). Idempotent; the server cannot be started again. */
+ * nothing). Idempotent; the server cannot be started again. NULL is a no-op. */
 void cm_http_server_stop(struct cm_http_server *srv);
 /* Stops if needed and frees. NULL is a no-op. */
 void cm_http_server_free(struct cm_http_server *srv);

@@ -232,9 +232,12 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    cfg.stop = &stop_signal;
     struct master *m = NULL;
     int rc = master_start(&cfg, &m);
     if (rc != 0) {
+        if (rc == CM_E_CANCELED)
+            return 0; /* stopped by a signal while waiting for the peers */
         fprintf(stderr, "dfs-master: cannot start: %s\n", cm_strerror(rc));
         return rc == CM_E_STORE || rc == CM_E_BUSY || rc == CM_E_INVAL ? 2 : 1;
     }

@@ -159,6 +159,10 @@ static int learn_peer_ids(struct master *m, struct peer_spec *peers, size_t n)
                      missing, RW_PATH_HELLO);
             last_log = master_now_ms();
         }
+        if (m->cfg.stop != NULL && *m->cfg.stop != 0) {
+            cm_http_client_free(c);
+            return CM_E_CANCELED;
+        }
         usleep(200 * 1000);
     }
     cm_http_client_free(c);

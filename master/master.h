@@ -4,6 +4,7 @@
 #ifndef DFS_MASTER_MASTER_H
 #define DFS_MASTER_MASTER_H
 
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -34,6 +35,8 @@ struct master_config {
     uint64_t snapshot_entries;
     const char *secret_file;
     bool join; /* this master joins an existing cluster as a non-voter */
+    /* Set (non-zero) by a signal handler: stop waiting for peers at bootstrap. May be NULL. */
+    const volatile sig_atomic_t *stop;
     uint64_t cs_dead_timeout_ms; /* a chunkserver silent this long is dead */
 };
 

@@ -83,8 +83,10 @@ void tc_cs_start(struct tc_cluster *c, int k, int racks, const char *extra_args)
     struct tc_chunkserver *cs = &c->cs[k];
     char masters[1024] = "", rack[32] = "", args[2048];
     if (cs->port == 0) {
+        char root[sizeof(c->root)];
+        memcpy(root, c->root, sizeof(root)); /* both live in *c: no overlap for snprintf */
         cs->port = free_port();
-        snprintf(cs->dir, sizeof(cs->dir), "%s/cs%d", c->root, k + 1);
+        snprintf(cs->dir, sizeof(cs->dir), "%s/cs%d", root, k + 1);
     }
     for (int i = 0; i < c->n; i++) {
         size_t l = strlen(masters);

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "cluster.h"
 #include "common/auth.h"
@@ -206,4 +208,36 @@ Test(master_input, bad_flags_and_unusable_storage_exit_2)
     cr_assert_eq(run_master("--id 1 --storage-dir /proc/nope/x"), 2, "cannot be created");
     cr_assert_eq(run_master("--id 1 --storage-dir /tmp/x --heartbeat-ms 500"), 2,
                  "heartbeat not below the election timeout");
+}
+
+Test(master_input, sigterm_while_waiting_for_peers_exits_cleanly, .timeout = 30)
+{
+    struct tc_cluster c;
+    tc_init(&c, 1, NULL);
+    /* One peer that never answers: the master waits at bootstrap to learn its id. */
+    char args[256];
+    snprintf(args, sizeof(args), "--peers http://127.0.0.1:%u", c.m[1].http_port);
+    c.extra_args = args;
+    tc_start(&c, 0);
+    char url[96];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/status", c.m[0].http_port);
+    struct cm_http_response r = {0};
+    int rc;
+    uint64_t deadline = tc_now_ms() + 10000;
+    do { /* the peer port answers "STARTING" (503) while it waits */
+        cm_http_response_clear(&r);
+        rc = cm_http_get_json(c.http, url, &r);
+    } while (r.status != 503 && tc_now_ms() < deadline);
+    cr_assert_eq(r.status, 503, "rc %d", rc);
+    cm_http_response_clear(&r);
+    kill(c.m[0].pid, SIGTERM);
+    int st = 0;
+    pid_t got = 0;
+    deadline = tc_now_ms() + 5000;
+    while ((got = waitpid(c.m[0].pid, &st, WNOHANG)) == 0 && tc_now_ms() < deadline)
+        usleep(10 * 1000);
+    cr_assert_eq(got, c.m[0].pid, "still waiting for peers after SIGTERM");
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+    c.m[0].pid = 0;
+    tc_destroy(&c);
 }
