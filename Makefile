@@ -19,7 +19,9 @@ build-asan: deps
 	@cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DDFS_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN) -j $(JOBS)
 
-test: build-asan
+# The release build is built too, so that `make run` cannot break unnoticed (optimized builds
+# warn about things debug builds do not).
+test: build build-asan
 	@cd $(ASAN) && ctest --output-on-failure -j $(JOBS)
 
 run: build
