@@ -232,24 +232,28 @@ static void read_refs(void *arg)
     s->err = ns_scan_blocks(s->m->ns, collect, s);
 }
 
-/* Adds the replicate commands for chunkserver id to cmds. */
-static int add_replicate(struct master *m, uint32_t id, cJSON *cmds)
+/* The referenced block ids, sorted and distinct, into s (s->ids malloc'd, caller frees). */
+static int scan_refs(struct master *m, struct ref_scan *s)
 {
-    struct ref_scan s = {.m = m};
-    struct cs_repl repl[CS_REPL_PER_HEARTBEAT];
-    rn_run_sync(m->node, read_refs, &s);
-    if (s.err != 0) {
-        free(s.ids);
-        return s.err;
-    }
-    if (s.n > 0)
-        qsort(s.ids, s.n, sizeof(*s.ids), cmp_u64);
+    *s = (struct ref_scan){.m = m};
+    rn_run_sync(m->node, read_refs, s);
+    if (s->err != 0)
+        return s->err;
+    if (s->n > 0)
+        qsort(s->ids, s->n, sizeof(*s->ids), cmp_u64);
     size_t k = 0;
-    for (size_t i = 0; i < s.n; i++)
-        if (k == 0 || s.ids[k - 1] != s.ids[i])
-            s.ids[k++] = s.ids[i];
-    size_t n = cs_replicate(m->cs, id, master_now_ms(), s.ids, k, repl, CS_REPL_PER_HEARTBEAT);
-    free(s.ids);
+    for (size_t i = 0; i < s->n; i++)
+        if (k == 0 || s->ids[k - 1] != s->ids[i])
+            s->ids[k++] = s->ids[i];
+    s->n = k;
+    return 0;
+}
+
+/* Adds the replicate commands for chunkserver id to cmds. */
+static int add_replicate(struct master *m, uint32_t id, const struct ref_scan *s, cJSON *cmds)
+{
+    struct cs_repl repl[CS_REPL_PER_HEARTBEAT];
+    size_t n = cs_replicate(m->cs, id, master_now_ms(), s->ids, s->n, repl, CS_REPL_PER_HEARTBEAT);
     for (size_t i = 0; i < n; i++) {
         char hex[17];
         cJSON *c = cJSON_CreateObject();
@@ -274,6 +278,8 @@ static int h_heartbeat(struct cm_http_req *req, void *data)
     uint64_t *added = NULL, *removed = NULL, *corrupt = NULL;
     size_t n_added = 0, n_removed = 0, n_corrupt = 0;
     struct gc_read *gc = NULL;
+    struct ref_scan refs = {0};
+    uint64_t *del = NULL;
     cJSON *o = NULL;
     int rc;
     if ((rc = get_cs(j, &id, &sid)) != 0 || (rc = get_space(j, &sp)) != 0 ||
@@ -289,8 +295,8 @@ static int h_heartbeat(struct cm_http_req *req, void *data)
     if ((rc = cs_check(m->cs, id, sid)) != 0 ||
         (rc = cs_heartbeat(m->cs, id, master_now_ms(), sp.capacity, sp.used, sp.free, sp.blocks,
                            sp.load, sp.no_space, &need_report)) != 0 ||
-        (rc = cs_blocks_change(m->cs, id, added, n_added, removed, n_removed)) != 0 ||
-        (rc = cs_blocks_change(m->cs, id, NULL, 0, corrupt, n_corrupt)) != 0)
+        (rc = cs_blocks_change(m->cs, id, added, n_added, removed, n_removed, corrupt,
+                               n_corrupt)) != 0)
         goto out;
     /* Blocks this chunkserver holds that no file references any more. */
     if ((gc = calloc(1, sizeof(*gc))) == NULL) {
@@ -299,8 +305,22 @@ static int h_heartbeat(struct cm_http_req *req, void *data)
     }
     gc->m = m;
     rn_run_sync(m->node, read_gc, gc);
-    uint64_t del[GC_SCAN_MAX];
+    if ((del = malloc((GC_SCAN_MAX + CS_DEL_PER_HEARTBEAT) * sizeof(*del))) == NULL) {
+        rc = CM_E_NOMEM;
+        goto out;
+    }
     size_t n_del = cs_blocks_held(m->cs, id, gc->ids, gc->n, del, GC_SCAN_MAX);
+    /* Damaged copies that have been repaired elsewhere, and surplus copies. */
+    if ((rc = scan_refs(m, &refs)) != 0)
+        goto out;
+    size_t n_fix =
+        cs_deletes(m->cs, id, master_now_ms(), refs.ids, refs.n, del + n_del, CS_DEL_PER_HEARTBEAT);
+    for (size_t i = 0; i < n_fix; i++) {
+        char hex[17];
+        snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)del[n_del + i]);
+        LOG_INFO("chunkserver %u: delete damaged or surplus copy of block %s", id, hex);
+    }
+    n_del += n_fix;
     cJSON *cmds;
     if ((o = cJSON_CreateObject()) == NULL ||
         (cmds = cJSON_AddArrayToObject(o, MCS_F_COMMANDS)) == NULL ||
@@ -322,12 +342,14 @@ static int h_heartbeat(struct cm_http_req *req, void *data)
             cJSON_AddItemToArray(ids, cJSON_CreateString(hex));
         }
     }
-    if ((rc = add_replicate(m, id, cmds)) != 0)
+    if ((rc = add_replicate(m, id, &refs, cmds)) != 0)
         goto out;
     rc = cm_http_answer_json(req, 200, o);
     o = NULL;
 out:
     cJSON_Delete(o);
+    free(refs.ids);
+    free(del);
     free(gc);
     free(added);
     free(removed);
@@ -359,7 +381,8 @@ static int h_report(struct cm_http_req *req, void *data)
         goto out;
     }
     if ((rc = cs_check(m->cs, id, sid)) != 0 ||
-        (rc = cs_report_part(m->cs, id, report_id, part, last, blocks, n_blocks)) != 0)
+        (rc = cs_report_part(m->cs, id, report_id, part, last, blocks, n_blocks, corrupt,
+                             n_corrupt)) != 0)
         goto out;
     cJSON *o = cJSON_CreateObject();
     rc = o == NULL ? CM_E_NOMEM : cm_http_answer_json(req, 200, o);

@@ -25,11 +25,13 @@ struct cs_entry {
     uint64_t last_hb_ms; /* 0: not heard from */
     uint64_t capacity, used, free, load, hb_blocks;
     bool no_space;
-    bool reported; /* a full report was taken */
-    struct u64set blocks;
+    bool reported;         /* a full report was taken */
+    struct u64set blocks;  /* sound copies */
+    struct u64set corrupt; /* copies held but damaged */
     uint64_t report_id;
     uint64_t next_part;
-    struct u64set pending; /* parts of the report in progress */
+    struct u64set pending;         /* parts of the report in progress */
+    struct u64set pending_corrupt; /* their corrupt lists */
 };
 
 struct cs_registry {
@@ -43,6 +45,8 @@ struct cs_registry {
         uint64_t until_ms;
     } * inflight;
     size_t n_inflight, cap_inflight;
+    struct inflight *deleting; /* delete commands given (target: the holder) */
+    size_t n_deleting, cap_deleting;
     struct cs_entry *e; /* e[i].id == i + 1 */
     size_t n;
 };
@@ -62,8 +66,12 @@ static void soft_clear(struct cs_entry *e)
 {
     free(e->blocks.v);
     free(e->pending.v);
+    free(e->corrupt.v);
+    free(e->pending_corrupt.v);
     e->blocks = (struct u64set){0};
     e->pending = (struct u64set){0};
+    e->corrupt = (struct u64set){0};
+    e->pending_corrupt = (struct u64set){0};
     e->last_hb_ms = 0;
     e->capacity = e->used = e->free = e->load = e->hb_blocks = 0;
     e->no_space = false;
@@ -80,6 +88,7 @@ void cs_registry_free(struct cs_registry *r)
         soft_clear(&r->e[i]);
     free(r->e);
     free(r->inflight);
+    free(r->deleting);
     pthread_mutex_destroy(&r->mu);
     free(r);
 }
@@ -263,10 +272,14 @@ int cs_restore(struct cs_registry *r, const void *buf, size_t len)
             t->reported = o->reported;
             t->blocks = o->blocks;
             t->pending = o->pending;
+            t->corrupt = o->corrupt;
+            t->pending_corrupt = o->pending_corrupt;
             t->report_id = o->report_id;
             t->next_part = o->next_part;
             o->blocks = (struct u64set){0};
             o->pending = (struct u64set){0};
+            o->corrupt = (struct u64set){0};
+            o->pending_corrupt = (struct u64set){0};
         }
         soft_clear(o);
     }
@@ -378,23 +391,44 @@ static void set_del(struct u64set *s, uint64_t v)
 }
 
 int cs_blocks_change(struct cs_registry *r, uint32_t id, const uint64_t *added, size_t n_added,
-                     const uint64_t *removed, size_t n_removed)
+                     const uint64_t *removed, size_t n_removed, const uint64_t *corrupt,
+                     size_t n_corrupt)
 {
     int rc = 0;
     pthread_mutex_lock(&r->mu);
     struct cs_entry *e = get(r, id);
     if (e == NULL)
         rc = CM_E_NOENT;
-    for (size_t i = 0; rc == 0 && i < n_removed; i++)
+    for (size_t i = 0; rc == 0 && i < n_removed; i++) {
         set_del(&e->blocks, removed[i]);
-    for (size_t i = 0; rc == 0 && i < n_added; i++)
+        set_del(&e->corrupt, removed[i]);
+    }
+    for (size_t i = 0; rc == 0 && i < n_added; i++) {
+        set_del(&e->corrupt, added[i]);
         rc = set_add(&e->blocks, added[i]);
+    }
+    for (size_t i = 0; rc == 0 && i < n_corrupt; i++) {
+        set_del(&e->blocks, corrupt[i]);
+        rc = set_add(&e->corrupt, corrupt[i]);
+    }
     pthread_mutex_unlock(&r->mu);
     return rc;
 }
 
+/* Sorts s and drops repeated values. */
+static void set_normalize(struct u64set *s)
+{
+    if (s->n > 0)
+        qsort(s->v, s->n, sizeof(uint64_t), cmp_u64);
+    size_t k = 0;
+    for (size_t i = 0; i < s->n; i++)
+        if (k == 0 || s->v[k - 1] != s->v[i])
+            s->v[k++] = s->v[i];
+    s->n = k;
+}
+
 int cs_report_part(struct cs_registry *r, uint32_t id, uint64_t report_id, uint64_t part, bool last,
-                   const uint64_t *blocks, size_t n)
+                   const uint64_t *blocks, size_t n, const uint64_t *corrupt, size_t n_corrupt)
 {
     int rc = 0;
     pthread_mutex_lock(&r->mu);
@@ -406,30 +440,37 @@ int cs_report_part(struct cs_registry *r, uint32_t id, uint64_t report_id, uint6
     if (part == 0 || e->report_id != report_id) {
         e->report_id = report_id;
         e->pending.n = 0;
+        e->pending_corrupt.n = 0;
         e->next_part = 0;
     }
     if (part != e->next_part) {
         rc = part < e->next_part ? 0 : CM_E_INVAL; /* a resent part is taken once */
         goto out;
     }
-    if ((rc = set_reserve(&e->pending, n)) != 0)
+    if ((rc = set_reserve(&e->pending, n)) != 0 ||
+        (rc = set_reserve(&e->pending_corrupt, n_corrupt)) != 0)
         goto out;
     if (n > 0)
         memcpy(e->pending.v + e->pending.n, blocks, n * sizeof(*blocks));
     e->pending.n += n;
+    if (n_corrupt > 0)
+        memcpy(e->pending_corrupt.v + e->pending_corrupt.n, corrupt, n_corrupt * sizeof(*corrupt));
+    e->pending_corrupt.n += n_corrupt;
     e->next_part++;
     if (last) {
-        if (e->pending.n > 0)
-            qsort(e->pending.v, e->pending.n, sizeof(uint64_t), cmp_u64);
-        size_t k = 0;
-        for (size_t i = 0; i < e->pending.n; i++)
-            if (k == 0 || e->pending.v[k - 1] != e->pending.v[i])
-                e->pending.v[k++] = e->pending.v[i];
-        e->pending.n = k;
+        set_normalize(&e->pending);
+        set_normalize(&e->pending_corrupt);
+        /* A block listed both ways counts as damaged. */
+        for (size_t i = 0; i < e->pending_corrupt.n; i++)
+            set_del(&e->pending, e->pending_corrupt.v[i]);
         struct u64set t = e->blocks;
         e->blocks = e->pending;
         e->pending = t;
         e->pending.n = 0;
+        t = e->corrupt;
+        e->corrupt = e->pending_corrupt;
+        e->pending_corrupt = t;
+        e->pending_corrupt.n = 0;
         e->reported = true;
     }
 out:
@@ -445,7 +486,9 @@ size_t cs_blocks_held(struct cs_registry *r, uint32_t id, const uint64_t *garbag
     struct cs_entry *e = get(r, id);
     for (size_t i = 0; e != NULL && i < n && k < max; i++) {
         size_t j = lower_bound(&e->blocks, garbage[i]);
-        if (j < e->blocks.n && e->blocks.v[j] == garbage[i])
+        size_t c = lower_bound(&e->corrupt, garbage[i]);
+        if ((j < e->blocks.n && e->blocks.v[j] == garbage[i]) ||
+            (c < e->corrupt.n && e->corrupt.v[c] == garbage[i]))
             out[k++] = garbage[i];
     }
     pthread_mutex_unlock(&r->mu);
@@ -469,6 +512,7 @@ void cs_leader_term(struct cs_registry *r, uint64_t term, uint64_t now_ms)
         r->term = term;
         r->leader_since_ms = now_ms;
         r->n_inflight = 0;
+        r->n_deleting = 0;
     }
     pthread_mutex_unlock(&r->mu);
 }
@@ -556,23 +600,64 @@ static bool commanded(const struct cs_registry *r, uint64_t block, uint32_t targ
     return false;
 }
 
-static void remember(struct cs_registry *r, uint64_t block, uint32_t target, uint64_t until)
+/* Whether holder was told to delete its copy of block and may not have done it yet. */
+static bool deleting(const struct cs_registry *r, uint64_t block, uint32_t holder, uint64_t now)
+{
+    for (size_t i = 0; i < r->n_deleting; i++)
+        if (r->deleting[i].block == block && r->deleting[i].until_ms > now &&
+            r->deleting[i].target == holder)
+            return true;
+    return false;
+}
+
+static void remember_in(struct inflight **vp, size_t *np, size_t *capp, uint64_t block,
+                        uint32_t target, uint64_t until)
 {
     /* Expired entries make room first. */
     size_t k = 0;
-    for (size_t i = 0; i < r->n_inflight; i++)
-        if (r->inflight[i].until_ms > until - CS_REPL_RETRY_MS)
-            r->inflight[k++] = r->inflight[i];
-    r->n_inflight = k;
-    if (r->n_inflight == r->cap_inflight) {
-        size_t cap = r->cap_inflight ? 2 * r->cap_inflight : 64;
-        struct inflight *v = realloc(r->inflight, cap * sizeof(*v));
+    for (size_t i = 0; i < *np; i++)
+        if ((*vp)[i].until_ms > until - CS_REPL_RETRY_MS)
+            (*vp)[k++] = (*vp)[i];
+    *np = k;
+    if (*np == *capp) {
+        size_t cap = *capp ? 2 * *capp : 64;
+        struct inflight *v = realloc(*vp, cap * sizeof(*v));
         if (v == NULL)
             return;
-        r->inflight = v;
-        r->cap_inflight = cap;
+        *vp = v;
+        *capp = cap;
     }
-    r->inflight[r->n_inflight++] = (struct inflight){block, target, until};
+    (*vp)[(*np)++] = (struct inflight){block, target, until};
+}
+
+static void remember(struct cs_registry *r, uint64_t block, uint32_t target, uint64_t until)
+{
+    remember_in(&r->inflight, &r->n_inflight, &r->cap_inflight, block, target, until);
+}
+
+static bool holds_corrupt(const struct cs_entry *e, uint64_t block)
+{
+    size_t j = lower_bound(&e->corrupt, block);
+    return j < e->corrupt.n && e->corrupt.v[j] == block;
+}
+
+/* Whether the soft state is complete enough to judge copy counts: the leadership is one dead
+ * timeout old and every live chunkserver has sent a full report. */
+static bool counts_known(const struct cs_registry *r, uint64_t now)
+{
+    if (now - r->leader_since_ms < r->dead_timeout_ms)
+        return false;
+    for (size_t i = 0; i < r->n; i++)
+        if (alive(r, &r->e[i], now) && !r->e[i].reported)
+            return false;
+    return true;
+}
+
+/* A sound copy of block on e that counts: e alive, holding it and not told to delete it. */
+static bool good_copy(const struct cs_registry *r, const struct cs_entry *e, uint64_t block,
+                      uint64_t now)
+{
+    return alive(r, e, now) && holds(e, block) && !deleting(r, block, e->id, now);
 }
 
 size_t cs_replicate(struct cs_registry *r, uint32_t src, uint64_t now_ms, const uint64_t *ids,
@@ -581,18 +666,16 @@ size_t cs_replicate(struct cs_registry *r, uint32_t src, uint64_t now_ms, const 
     size_t k = 0;
     pthread_mutex_lock(&r->mu);
     struct cs_entry *s = get(r, src);
-    if (s == NULL || !alive(r, s, now_ms) || now_ms - r->leader_since_ms < r->dead_timeout_ms)
+    if (s == NULL || !alive(r, s, now_ms) || !counts_known(r, now_ms))
         goto out;
-    for (size_t i = 0; i < r->n; i++)
-        if (alive(r, &r->e[i], now_ms) && !r->e[i].reported)
-            goto out;
     for (size_t b = 0; b < n && k < max; b++) {
-        if (!holds(s, ids[b]))
+        if (!good_copy(r, s, ids[b], now_ms))
             continue;
         size_t live = 0;
         for (size_t i = 0; i < r->n; i++) {
             const struct cs_entry *e = &r->e[i];
-            if (alive(r, e, now_ms) && (holds(e, ids[b]) || commanded(r, ids[b], e->id, now_ms)))
+            if (good_copy(r, e, ids[b], now_ms) ||
+                (alive(r, e, now_ms) && commanded(r, ids[b], e->id, now_ms)))
                 live++;
         }
         while (live < CS_DEFAULT_REPLICATION && k < max) {
@@ -601,7 +684,7 @@ size_t cs_replicate(struct cs_registry *r, uint32_t src, uint64_t now_ms, const 
             for (size_t i = 0; i < r->n; i++) {
                 struct cs_entry *e = &r->e[i];
                 if (!alive(r, e, now_ms) || e->no_space || holds(e, ids[b]) ||
-                    commanded(r, ids[b], e->id, now_ms))
+                    holds_corrupt(e, ids[b]) || commanded(r, ids[b], e->id, now_ms))
                     continue;
                 bool new_rack = true;
                 for (size_t j = 0; e->rack[0] && j < r->n; j++)
@@ -624,6 +707,71 @@ size_t cs_replicate(struct cs_registry *r, uint32_t src, uint64_t now_ms, const 
         }
     }
 out:
+    pthread_mutex_unlock(&r->mu);
+    return k;
+}
+
+/* Whether e is among the CS_DEFAULT_REPLICATION copies of block to keep out of the n good ones:
+ * chosen one by one, a rack none of the chosen has first (no rack counts as distinct), then
+ * less used space, then the lower id, so that every heartbeat picks the same ones. */
+static bool keeper(struct cs_entry **good, size_t n, const struct cs_entry *e)
+{
+    size_t idx[CS_DEFAULT_REPLICATION];
+    for (size_t k = 0; k < CS_DEFAULT_REPLICATION && k < n; k++) {
+        size_t best = n;
+        bool best_new = false;
+        for (size_t i = 0; i < n; i++) {
+            bool taken = false, new_rack = true;
+            for (size_t j = 0; j < k; j++) {
+                taken |= idx[j] == i;
+                if (good[i]->rack[0] && strcmp(good[idx[j]]->rack, good[i]->rack) == 0)
+                    new_rack = false;
+            }
+            if (taken)
+                continue;
+            if (best == n || (new_rack && !best_new) ||
+                (new_rack == best_new &&
+                 (good[i]->used < good[best]->used ||
+                  (good[i]->used == good[best]->used && good[i]->id < good[best]->id)))) {
+                best = i;
+                best_new = new_rack;
+            }
+        }
+        idx[k] = best;
+        if (good[best] == e)
+            return true;
+    }
+    return false;
+}
+
+size_t cs_deletes(struct cs_registry *r, uint32_t id, uint64_t now_ms, const uint64_t *ids,
+                  size_t n, uint64_t *out, size_t max)
+{
+    size_t k = 0;
+    pthread_mutex_lock(&r->mu);
+    struct cs_entry *s = get(r, id);
+    struct cs_entry **good = calloc(r->n ? r->n : 1, sizeof(*good));
+    if (good == NULL || s == NULL || !alive(r, s, now_ms) || !counts_known(r, now_ms))
+        goto out;
+    for (size_t b = 0; b < n && k < max; b++) {
+        bool bad = holds_corrupt(s, ids[b]);
+        if (!bad && !good_copy(r, s, ids[b], now_ms))
+            continue;
+        size_t n_good = 0;
+        for (size_t i = 0; i < r->n; i++)
+            if (good_copy(r, &r->e[i], ids[b], now_ms))
+                good[n_good++] = &r->e[i];
+        if (bad) {
+            if (n_good >= CS_DEFAULT_REPLICATION)
+                out[k++] = ids[b];
+        } else if (n_good > CS_DEFAULT_REPLICATION && !keeper(good, n_good, s)) {
+            out[k++] = ids[b];
+            remember_in(&r->deleting, &r->n_deleting, &r->cap_deleting, ids[b], id,
+                        now_ms + CS_REPL_RETRY_MS);
+        }
+    }
+out:
+    free(good);
     pthread_mutex_unlock(&r->mu);
     return k;
 }

@@ -94,12 +94,15 @@ int cs_check(struct cs_registry *r, uint32_t id, const char *storage_id);
 int cs_heartbeat(struct cs_registry *r, uint32_t id, uint64_t now_ms, uint64_t capacity,
                  uint64_t used, uint64_t free, uint64_t blocks, uint64_t load, bool no_space,
                  bool *need_report);
-/* Block changes: add/remove ids from id's block set. */
+/* Block changes: added become sound copies of id, removed are dropped, corrupt become damaged
+ * copies (held, but never counted as a copy nor used as a source). */
 int cs_blocks_change(struct cs_registry *r, uint32_t id, const uint64_t *added, size_t n_added,
-                     const uint64_t *removed, size_t n_removed);
-/* One part of a full report. Parts accumulate under report_id; the last one replaces the set. */
+                     const uint64_t *removed, size_t n_removed, const uint64_t *corrupt,
+                     size_t n_corrupt);
+/* One part of a full report. Parts accumulate under report_id; the last one replaces the sets
+ * of sound (blocks) and damaged (corrupt) copies. */
 int cs_report_part(struct cs_registry *r, uint32_t id, uint64_t report_id, uint64_t part, bool last,
-                   const uint64_t *blocks, size_t n);
+                   const uint64_t *blocks, size_t n, const uint64_t *corrupt, size_t n_corrupt);
 /* Starts soft state over when term differs from the one last seen (a new leadership that
  * began at now_ms). */
 void cs_leader_term(struct cs_registry *r, uint64_t term, uint64_t now_ms);
@@ -107,6 +110,7 @@ void cs_leader_term(struct cs_registry *r, uint64_t term, uint64_t now_ms);
 #define CS_DEFAULT_REPLICATION 3     /* live copies wanted of every block a file references */
 #define CS_REPL_PER_HEARTBEAT  4     /* replicate commands per heartbeat answer */
 #define CS_REPL_RETRY_MS       30000 /* a command not seen carried out by then is sent again */
+#define CS_DEL_PER_HEARTBEAT   256   /* repair and surplus deletes per heartbeat answer */
 
 struct cs_repl {
     uint64_t block;
@@ -115,14 +119,25 @@ struct cs_repl {
 
 /* Replication work for chunkserver src, alive and holding them: of the referenced block ids
  * (sorted ascending, distinct), those with fewer live holders (and copies already commanded)
- * than CS_DEFAULT_REPLICATION, each with a target (live, with space, not holding it, most free
+ * than CS_DEFAULT_REPLICATION, each with a target (live, with space, not holding it, not even a
+ * damaged copy, most free
  * first, a rack none of the holders has first). At most max, and none until the leadership is
  * one dead timeout old and every live chunkserver has sent a full report (so that missing
  * reports do not look like missing copies). Commands given are remembered for
  * CS_REPL_RETRY_MS. Returns how many were put into out. */
 size_t cs_replicate(struct cs_registry *r, uint32_t src, uint64_t now_ms, const uint64_t *ids,
                     size_t n, struct cs_repl *out, size_t max);
-/* Of the ids in garbage (any order), those chunkserver id holds, up to max, into out. */
+/* Copies chunkserver id is to delete, of the referenced block ids (sorted, distinct): a damaged
+ * copy once the block has CS_DEFAULT_REPLICATION sound copies elsewhere, and a sound copy in
+ * surplus (more sound live copies than CS_DEFAULT_REPLICATION, and id is not among those kept:
+ * distinct racks first, then less used space, then lower id). Never leaves fewer than
+ * CS_DEFAULT_REPLICATION sound copies: a copy told to be deleted no longer counts (for
+ * CS_REPL_RETRY_MS or until reported gone). Same readiness condition as cs_replicate. At most
+ * max into out; returns how many. */
+size_t cs_deletes(struct cs_registry *r, uint32_t id, uint64_t now_ms, const uint64_t *ids,
+                  size_t n, uint64_t *out, size_t max);
+/* Of the ids in garbage (any order), those chunkserver id holds (sound or damaged), up to max,
+ * into out. */
 size_t cs_blocks_held(struct cs_registry *r, uint32_t id, const uint64_t *garbage, size_t n,
                       uint64_t *out, size_t max);
 /* Forgets all soft state (on losing or gaining leadership). */

@@ -1,0 +1,235 @@
+/* Three masters and four real dfs-chunkservers: a copy found damaged is replaced from a sound
+ * one and then deleted, and a surplus copy (a chunkserver back after its blocks were copied
+ * elsewhere) is deleted, keeping three. */
+#include <criterion/criterion.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cluster.h"
+#include "common/errors.h"
+#include "common/json.h"
+
+#define T_LEADER_MS 10000
+#define T_REPAIR_MS 30000
+#define MASTER_ARGS "--cs-dead-timeout-s 2"
+#define CS_ARGS     "--heartbeat-ms 200"
+#define N_CS        4
+#define BLOCK_LEN   (64 * 1024)
+
+/* The leader's id of each chunkserver k (by address) and how many it sees alive. */
+static int cs_ids(struct tc_cluster *c, uint64_t ids[N_CS])
+{
+    int leader = tc_wait_leader(c, T_LEADER_MS), alive = 0;
+    cJSON *s = leader >= 0 ? tc_status(c, leader) : NULL;
+    const cJSON *x;
+    memset(ids, 0, N_CS * sizeof(*ids));
+    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(s, "chunkservers"))
+    {
+        const char *addr = NULL;
+        uint64_t id = 0;
+        cm_json_get_str(x, "addr", 256, &addr, NULL);
+        cm_json_get_u64(x, "id", &id);
+        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "alive")))
+            continue;
+        alive++;
+        for (int k = 0; addr != NULL && k < N_CS; k++) {
+            char want[32];
+            snprintf(want, sizeof(want), "127.0.0.1:%u", c->cs[k].port);
+            if (strcmp(addr, want) == 0)
+                ids[k] = id;
+        }
+    }
+    cJSON_Delete(s);
+    return alive;
+}
+
+static void start_cluster(struct tc_cluster *c, uint64_t ids[N_CS])
+{
+    tc_init(c, 3, MASTER_ARGS);
+    tc_start_all(c);
+    cr_assert_geq(tc_wait_leader(c, T_LEADER_MS), 0, "no leader");
+    for (int k = 0; k < N_CS; k++)
+        tc_cs_start(c, k, 0, CS_ARGS);
+    uint64_t deadline = tc_now_ms() + T_REPAIR_MS;
+    while (cs_ids(c, ids) != N_CS || !ids[0] || !ids[1] || !ids[2] || !ids[3]) {
+        cr_assert_lt(tc_now_ms(), deadline, "the leader does not see %d live chunkservers", N_CS);
+        usleep(100 * 1000);
+    }
+}
+
+static cJSON *fs(struct tc_cluster *c, const char *path, const char *fmt, ...)
+{
+    char buf[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    cJSON *b = cJSON_Parse(buf), *a = NULL;
+    cr_assert_not_null(b, "bad test JSON %s", buf);
+    int rc = tc_post(c, path, b, &a, 10000);
+    cJSON_Delete(b);
+    cr_assert_eq(rc, 0, "%s %s: %s", path, buf, cm_strerror(rc));
+    return a;
+}
+
+static uint64_t u64(const cJSON *o, const char *field)
+{
+    uint64_t v = 0;
+    cr_assert_eq(cm_json_get_u64(o, field, &v), 0, "field %s", field);
+    return v;
+}
+
+static void fill(uint8_t *buf, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (uint8_t)(i * 31 + seed);
+}
+
+/* PUT of data to chunkserver k with the given pipeline (may be ""); returns the cm code and
+ * the CRC. */
+static int put_block(struct tc_cluster *c, int k, uint64_t block, const char *pipeline,
+                     const uint8_t *data, size_t len, uint64_t *crc)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/blocks/%016llx?pipeline=%s", c->cs[k].port,
+             (unsigned long long)block, pipeline);
+    struct cm_http_call call = {.method = "PUT", .url = url, .body = data, .body_len = len};
+    struct cm_http_response r = {0};
+    int rc = cm_http_call(c->http, &call, &r);
+    if (rc == 0 && crc != NULL)
+        *crc = u64(r.json, "crc32c");
+    if (rc == 0)
+        cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "failed")), 0,
+                     "pipeline incomplete");
+    cm_http_response_clear(&r);
+    return rc;
+}
+
+/* GET of the block from chunkserver k: the cm code; on success the bytes must be want. */
+static int get_block(struct tc_cluster *c, int k, uint64_t block, const uint8_t *want, size_t len)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/blocks/%016llx", c->cs[k].port,
+             (unsigned long long)block);
+    struct cm_http_call get = {.method = "GET", .url = url, .flags = CM_HTTP_CALL_RAW};
+    struct cm_http_response r = {0};
+    int rc = cm_http_call(c->http, &get, &r);
+    if (rc == 0) {
+        cr_assert_eq(r.body_len, len, "chunkserver %d: block length", k);
+        cr_assert_eq(memcmp(r.body, want, len), 0, "chunkserver %d: block bytes", k);
+    }
+    cm_http_response_clear(&r);
+    return rc;
+}
+
+/* A file "f" with one block of data on chunkservers 0, 1, 2 (one pipeline), committed. */
+static uint64_t write_file(struct tc_cluster *c, const uint64_t ids[N_CS], const uint8_t *data)
+{
+    cJSON *a = fs(c, "/v1/fs/create",
+                  "{\"client\":7,\"seq\":1,\"parent\":1,\"pgen\":1,\"name\":\"f\","
+                  "\"mode\":420,\"excl\":true}");
+    const cJSON *attr = cJSON_GetObjectItemCaseSensitive(a, "attr");
+    uint64_t ino = u64(attr, "ino"), gen = u64(attr, "gen");
+    cJSON_Delete(a);
+    a = fs(c, "/v1/fs/alloc-blocks", "{\"client\":7,\"seq\":2,\"count\":1}");
+    uint64_t block = u64(a, "value"), crc = 0;
+    cJSON_Delete(a);
+    char pipeline[64];
+    snprintf(pipeline, sizeof(pipeline), "127.0.0.1:%u,127.0.0.1:%u", c->cs[1].port, c->cs[2].port);
+    cr_assert_eq(put_block(c, 0, block, pipeline, data, BLOCK_LEN, &crc), 0);
+    a = fs(c, "/v1/fs/commit",
+           "{\"client\":7,\"seq\":3,\"ino\":%llu,\"gen\":%llu,\"off\":0,\"len\":%d,\"size\":%d,"
+           "\"blocks\":[{\"id\":%llu,\"len\":%d,\"crc32c\":%llu,\"replicas\":[%llu,%llu,%llu]}]}",
+           (unsigned long long)ino, (unsigned long long)gen, BLOCK_LEN, BLOCK_LEN,
+           (unsigned long long)block, BLOCK_LEN, (unsigned long long)crc,
+           (unsigned long long)ids[0], (unsigned long long)ids[1], (unsigned long long)ids[2]);
+    cJSON_Delete(a);
+    return block;
+}
+
+/* Waits until the block reads back sound from exactly the chunkservers in `has` (the others
+ * answer NOT_FOUND); chunkservers with skip set are not asked. */
+static void wait_copies(struct tc_cluster *c, uint64_t block, const uint8_t *data,
+                        const bool has[N_CS], const bool skip[N_CS], const char *what)
+{
+    uint64_t deadline = tc_now_ms() + T_REPAIR_MS;
+    for (;;) {
+        bool ok = true;
+        int rc[N_CS] = {0};
+        for (int k = 0; k < N_CS; k++) {
+            if (skip != NULL && skip[k])
+                continue;
+            rc[k] = get_block(c, k, block, data, BLOCK_LEN);
+            ok &= has[k] ? rc[k] == 0 : rc[k] == CM_E_NOENT;
+        }
+        if (ok)
+            return;
+        cr_assert_lt(tc_now_ms(), deadline, "%s: GET results %s %s %s %s", what, cm_strerror(rc[0]),
+                     cm_strerror(rc[1]), cm_strerror(rc[2]), cm_strerror(rc[3]));
+        usleep(100 * 1000);
+    }
+}
+
+Test(cs_repair, corrupt_copy_is_replaced_then_deleted, .timeout = 120)
+{
+    struct tc_cluster c;
+    uint64_t ids[N_CS];
+    static uint8_t data[BLOCK_LEN];
+    fill(data, sizeof(data), 1);
+    start_cluster(&c, ids);
+    uint64_t block = write_file(&c, ids, data);
+    wait_copies(&c, block, data, (bool[N_CS]){true, true, true, false}, NULL, "written");
+
+    /* One byte flipped in chunkserver 1's block file. */
+    char path[512], hex[17];
+    snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)block);
+    snprintf(path, sizeof(path), "%s/blocks/%.2s/%.2s/%s.blk", c.cs[1].dir, hex + 14, hex + 12,
+             hex);
+    FILE *f = fopen(path, "r+b");
+    cr_assert_not_null(f, "no block file %s", path);
+    cr_assert_eq(fseek(f, 1000, SEEK_SET), 0);
+    int ch = fgetc(f);
+    cr_assert_neq(ch, EOF);
+    cr_assert_eq(fseek(f, 1000, SEEK_SET), 0);
+    fputc(ch ^ 0x01, f);
+    cr_assert_eq(fclose(f), 0);
+    cr_assert_eq(get_block(&c, 1, block, data, BLOCK_LEN), CM_E_CORRUPT);
+
+    /* Copied from a sound replica to chunkserver 3, and the damaged copy deleted. */
+    wait_copies(&c, block, data, (bool[N_CS]){true, false, true, true}, NULL, "repaired");
+    tc_destroy(&c);
+}
+
+Test(cs_repair, surplus_copy_of_returning_chunkserver_is_deleted, .timeout = 120)
+{
+    struct tc_cluster c;
+    uint64_t ids[N_CS];
+    static uint8_t data[BLOCK_LEN], extra[4 * BLOCK_LEN];
+    fill(data, sizeof(data), 2);
+    fill(extra, sizeof(extra), 3);
+    start_cluster(&c, ids);
+    /* Chunkserver 0 uses the most space (a block no file references and none was allocated),
+     * so of four sound copies its copy is the one not kept. */
+    cr_assert_eq(put_block(&c, 0, UINT64_C(0x7fffffffffff0001), "", extra, sizeof(extra), NULL), 0);
+    uint64_t block = write_file(&c, ids, data);
+    wait_copies(&c, block, data, (bool[N_CS]){true, true, true, false}, NULL, "written");
+
+    /* kill -9 chunkserver 0: the block gets a third live copy on chunkserver 3. */
+    tc_cs_kill(&c, 0);
+    wait_copies(&c, block, data, (bool[N_CS]){false, true, true, true},
+                (bool[N_CS]){true, false, false, false}, "re-replicated");
+
+    /* Back with its old copy: four sound copies, the surplus one on chunkserver 0 goes. */
+    tc_cs_start(&c, 0, 0, CS_ARGS);
+    wait_copies(&c, block, data, (bool[N_CS]){false, true, true, true}, NULL, "surplus deleted");
+    /* And stays gone while the other three remain. */
+    uint64_t until = tc_now_ms() + 1500;
+    while (tc_now_ms() < until) {
+        wait_copies(&c, block, data, (bool[N_CS]){false, true, true, true}, NULL, "steady");
+        usleep(200 * 1000);
+    }
+    tc_destroy(&c);
+}
