@@ -11,6 +11,7 @@
 #include "common/errors.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "master/cs_registry.h"
 #include "master/master.h"
 
 #define PATH_FS_LOOKUP       "/v1/fs/lookup"
@@ -579,6 +580,26 @@ static cJSON *read_statfs(struct read_ctx *r, int *err)
         cm_json_add_u64(o, "blocks_allocated", s.blocks_allocated) ||
         cm_json_add_u64(o, "applied", s.applied) || cm_json_add_u64(o, "sessions", s.sessions) ||
         cm_json_add_u64(o, "gc_pending", s.gc_pending)) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    /* Space comes from the live chunkservers' heartbeats, which only the leader hears. */
+    struct cs_info *cs = NULL;
+    size_t n = 0;
+    uint64_t capacity = 0, used = 0, avail = 0, live = 0;
+    if (cs_list(r->m->cs, master_now_ms(), &cs, &n) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            if (!cs[i].alive)
+                continue;
+            live++;
+            capacity += cs[i].capacity;
+            used += cs[i].used;
+            avail += cs[i].no_space ? 0 : cs[i].free;
+        }
+        free(cs);
+    }
+    if (cm_json_add_u64(o, "capacity_bytes", capacity) || cm_json_add_u64(o, "used_bytes", used) ||
+        cm_json_add_u64(o, "free_bytes", avail) || cm_json_add_u64(o, "chunkservers_live", live)) {
         cJSON_Delete(o);
         return NULL;
     }

@@ -118,6 +118,19 @@ Test(master_cs, register_alive_place_and_dead, .timeout = 120)
     }
     cJSON_Delete(ans);
 
+    /* statfs reports the live chunkservers' space. */
+    cJSON *b = cJSON_CreateObject();
+    cr_assert_eq(tc_post(&c, "/v1/fs/statfs", b, &ans, 10000), 0);
+    cJSON_Delete(b);
+    uint64_t live = 0, capacity = 0, avail = 0;
+    cr_assert_eq(cm_json_get_u64(ans, "chunkservers_live", &live), 0);
+    cr_assert_eq(cm_json_get_u64(ans, "capacity_bytes", &capacity), 0);
+    cr_assert_eq(cm_json_get_u64(ans, "free_bytes", &avail), 0);
+    cr_assert_eq(live, 3);
+    cr_assert_gt(capacity, 0);
+    cr_assert_leq(avail, capacity);
+    cJSON_Delete(ans);
+
     /* kill -9 one: dead after the 2 s timeout, and no longer placed. */
     uint64_t dead_id = v.id[0];
     tc_cs_kill(&c, 0);
