@@ -15,6 +15,7 @@
 
 #include "chunk/chunkserver.h"
 #include "chunk/store.h"
+#include "common/flags.h"
 #include "common/auth.h"
 #include "common/errors.h"
 #include "common/log.h"
@@ -50,23 +51,7 @@ static void usage(FILE *f)
 
 static int bad(const char *flag, const char *value, const char *why)
 {
-    fprintf(stderr, "dfs-chunkserver: %s %s: %s\n", flag, value ? value : "", why);
-    fprintf(stderr, "Try 'dfs-chunkserver --help'.\n");
-    return 2;
-}
-
-static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-    char *end;
-
-    if (s == NULL || *s < '0' || *s > '9')
-        return -1;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end != 0 || errno != 0 || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
+    return cm_flag_error("dfs-chunkserver", flag, value, why);
 }
 
 /* A byte count with an optional K, M or G (powers of 1024) suffix. */
@@ -216,17 +201,17 @@ int main(int argc, char **argv)
             cfg.block_size = v;
             break;
         case O_THREADS:
-            if (parse_u64(optarg, 1, 256, &v) != 0)
+            if (cm_flag_u64(optarg, 1, 256, &v) != 0)
                 return bad("--threads", optarg, "must be 1-256");
             cfg.threads = (unsigned)v;
             break;
         case O_HEARTBEAT:
-            if (parse_u64(optarg, 10, 600000, &v) != 0)
+            if (cm_flag_u64(optarg, 10, 600000, &v) != 0)
                 return bad("--heartbeat-ms", optarg, "must be 10-600000");
             cfg.heartbeat_ms = (uint32_t)v;
             break;
         case O_REPORT:
-            if (parse_u64(optarg, 0, 7 * 86400, &v) != 0)
+            if (cm_flag_u64(optarg, 0, 7 * 86400, &v) != 0)
                 return bad("--report-interval-s", optarg, "must be 0-604800");
             cfg.report_interval_s = (uint32_t)v;
             break;
@@ -236,12 +221,12 @@ int main(int argc, char **argv)
             cfg.scrub_rate = v;
             break;
         case O_SCRUB_PAUSE:
-            if (parse_u64(optarg, 0, 30 * 86400, &v) != 0)
+            if (cm_flag_u64(optarg, 0, 30 * 86400, &v) != 0)
                 return bad("--scrub-pause-s", optarg, "must be 0-2592000");
             cfg.scrub_pause_ms = (uint32_t)(v * 1000);
             break;
         case O_PIPELINE:
-            if (parse_u64(optarg, 100, 3600000, &v) != 0)
+            if (cm_flag_u64(optarg, 100, 3600000, &v) != 0)
                 return bad("--pipeline-timeout-ms", optarg, "must be 100-3600000");
             cfg.pipeline_timeout_ms = (long)v;
             break;

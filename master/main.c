@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/flags.h"
 #include "common/errors.h"
 #include "common/log.h"
 #include "common/resolver.h"
@@ -47,22 +48,7 @@ static void usage(FILE *f)
 
 static int bad(const char *flag, const char *value, const char *why)
 {
-    fprintf(stderr, "dfs-master: %s %s: %s\n", flag, value ? value : "", why);
-    fprintf(stderr, "Try 'dfs-master --help'.\n");
-    return 2;
-}
-
-static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-    char *end;
-    if (s == NULL || *s < '0' || *s > '9')
-        return -1;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end != 0 || errno != 0 || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
+    return cm_flag_error("dfs-master", flag, value, why);
 }
 
 static int split_hostport(const char *s, char *host, size_t cap, uint16_t *port)
@@ -133,7 +119,7 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case O_ID:
-            if (parse_u64(optarg, 1, UINT32_MAX, &v) != 0)
+            if (cm_flag_u64(optarg, 1, UINT32_MAX, &v) != 0)
                 return bad("--id", optarg, "must be a positive integer");
             cfg.id = v;
             break;
@@ -141,7 +127,7 @@ int main(int argc, char **argv)
             addr = optarg;
             break;
         case O_HTTP_PORT:
-            if (parse_u64(optarg, 1, 65535, &v) != 0)
+            if (cm_flag_u64(optarg, 1, 65535, &v) != 0)
                 return bad("--http-port", optarg, "must be a port number (1-65535)");
             cfg.http_port = (uint16_t)v;
             break;
@@ -158,22 +144,22 @@ int main(int argc, char **argv)
             cfg.storage_dir = optarg;
             break;
         case O_ELECTION:
-            if (parse_u64(optarg, 10, 60000, &v) != 0)
+            if (cm_flag_u64(optarg, 10, 60000, &v) != 0)
                 return bad("--election-timeout-ms", optarg, "must be 10-60000");
             cfg.election_timeout_ms = (uint32_t)v;
             break;
         case O_HEARTBEAT:
-            if (parse_u64(optarg, 1, 10000, &v) != 0)
+            if (cm_flag_u64(optarg, 1, 10000, &v) != 0)
                 return bad("--heartbeat-ms", optarg, "must be 1-10000");
             cfg.heartbeat_ms = (uint32_t)v;
             break;
         case O_SNAPSHOT:
-            if (parse_u64(optarg, 10, UINT32_MAX, &v) != 0)
+            if (cm_flag_u64(optarg, 10, UINT32_MAX, &v) != 0)
                 return bad("--snapshot-entries", optarg, "must be at least 10");
             cfg.snapshot_entries = v;
             break;
         case O_CS_DEAD:
-            if (parse_u64(optarg, 1, 86400, &v) != 0)
+            if (cm_flag_u64(optarg, 1, 86400, &v) != 0)
                 return bad("--cs-dead-timeout-s", optarg, "must be 1-86400");
             cfg.cs_dead_timeout_ms = v * 1000;
             break;
