@@ -21,11 +21,18 @@
 /* An open file system: thread-safe, any number of threads may call at once. */
 struct dfs;
 
+#define DFS_DEFAULT_BLOCK_SIZE  (64u * 1024 * 1024)
+#define DFS_DEFAULT_REPLICATION 3
+#define DFS_MAX_REPLICAS        8
+
 struct dfs_options {
     const struct cm_secret *secret; /* copied; NULL: none */
     long op_timeout_ms;             /* one operation with all its retries; 0: 60 s */
     long call_timeout_ms;           /* one attempt at one master; 0: master_conn's default */
     bool follower_reads;            /* reads may be served by followers (still linearizable) */
+    uint32_t block_size;  /* largest block written (at most the chunkservers'); 0: 64 MiB */
+    unsigned replication; /* copies of each block written; 0: 3; at most DFS_MAX_REPLICAS */
+    long data_timeout_ms; /* one block transfer with a chunkserver; 0: 120 s */
 };
 
 /* A file's handle: inode number and generation (a reused number gets a new generation). */
@@ -143,7 +150,59 @@ void dfs_dirpage_clear(struct dfs_dirpage *page);
 
 struct dfs_statfs {
     uint64_t inodes, files, dirs, symlinks, max_inodes, blocks_allocated;
+    /* Sums over the live chunkservers as the leader sees them (0 from a follower read). */
+    uint64_t capacity_bytes, used_bytes, free_bytes, chunkservers_live;
 };
 int dfs_statfs(struct dfs *fs, struct dfs_statfs *out);
+
+/* ---- file data ----
+ * A file's bytes live in immutable blocks on chunkservers. Writing stores whole blocks through
+ * the chunkserver pipeline (client -> cs1 -> cs2 -> cs3; a failed member is left out and the
+ * block topped up on others, like HDFS pipeline recovery) and then commits them to the masters,
+ * which make the new bytes and size visible atomically. Reading asks the masters where the
+ * blocks are and fetches byte ranges from a live replica, falling back to the next on an error
+ * or a checksum mismatch (chunkservers verify every byte they serve).
+ *
+ * An open file buffers what is written into at most one block of memory, stores a block when it
+ * fills or when a write goes elsewhere, and commits at dfs_file_flush (or when 4096 stored blocks
+ * wait). Only a successful flush makes writes durable and visible to others: close-to-open
+ * consistency. Reads through the same dfs_file see its own writes at once. */
+struct dfs_file;
+
+/* Opens the regular file fh for reading and writing (no permission is checked here: the
+ * masters check cred when blocks are listed and committed). cred is copied (NULL: none). Does
+ * no I/O. Errors: CM_E_INVAL, CM_E_NOMEM. */
+int dfs_file_open(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh fh,
+                  struct dfs_file **out);
+/* Frees f without flushing (what was not flushed is lost). NULL is a no-op. */
+void dfs_file_close(struct dfs_file *f);
+/* Reads up to len bytes at off into buf; *got (required) is less than len only at the end of
+ * the file. Holes read as zeros. A read-ahead window serves sequential reads. */
+int dfs_file_read(struct dfs_file *f, uint64_t off, size_t len, void *buf, size_t *got);
+/* Writes len bytes at off (beyond the end grows the file, the gap reading as zeros). Errors of
+ * storing earlier blocks may surface here. */
+int dfs_file_write(struct dfs_file *f, uint64_t off, const void *buf, size_t len);
+/* Stores what is buffered and commits every stored block: on success every byte written so far
+ * is on its chunkservers' disks and in the masters' namespace. out (may be NULL) gets the file's
+ * attributes after the commit (or as fetched when there was nothing to commit). After an error
+ * the unflushed writes are dropped and the error is returned (once). */
+int dfs_file_flush(struct dfs_file *f, struct dfs_attr *out);
+/* Forgets cached block locations, size and read-ahead data (to see others' writes: at open, after
+ * a truncate). Unflushed writes stay. */
+void dfs_file_invalidate(struct dfs_file *f);
+/* Whether f holds writes not yet committed; *end (may be NULL) then gets the end of the
+ * furthest of them, the size the file will have at least after the flush. */
+bool dfs_file_dirty(struct dfs_file *f, uint64_t *end);
+
+/* Counters of the data path, for status pages and tests. */
+struct dfs_data_stats {
+    uint64_t blocks_written;   /* blocks stored on at least one chunkserver */
+    uint64_t pipeline_retries; /* block stores sent again after a pipeline member failed */
+    uint64_t commits;          /* commit calls that succeeded */
+    uint64_t reads;            /* ranges fetched from chunkservers */
+    uint64_t read_fallbacks;   /* ranges fetched from another replica after an error */
+    uint64_t bytes_written, bytes_read;
+};
+void dfs_data_stats(struct dfs *fs, struct dfs_data_stats *out);
 
 #endif

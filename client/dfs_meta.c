@@ -16,30 +16,16 @@
 #include <unistd.h>
 
 #include "client/dfs.h"
+#include "client/dfs_internal.h"
 #include "client/fs_proto.h"
 #include "client/master_conn.h"
 #include "common/errors.h"
 #include "common/json.h"
 
-/* Mutations one process may have in flight at once (one per session). */
-#define DFS_SESSIONS    16
 #define CRED_GROUPS_MAX 32
 #define READDIR_DEFAULT 256
 #define READDIR_MAX     4096
 
-struct session {
-    uint64_t client;
-    uint64_t seq; /* last used */
-    bool busy;
-};
-
-struct dfs {
-    struct dfs_master_conn *mc;
-    bool follower_reads;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct session sessions[DFS_SESSIONS];
-};
 
 static int read_random(void *buf, size_t len)
 {
@@ -66,6 +52,7 @@ int dfs_open(const char *masters, const struct dfs_options *opt, struct dfs **ou
 {
     struct dfs_options defaults = {0};
     struct dfs_master_conn_config cfg = {0};
+    struct cm_http_client_config hcfg = {0};
     uint64_t rnd[DFS_SESSIONS + 1];
     struct dfs *fs;
     int rc;
@@ -75,13 +62,18 @@ int dfs_open(const char *masters, const struct dfs_options *opt, struct dfs **ou
     *out = NULL;
     if (opt == NULL)
         opt = &defaults;
-    if (masters == NULL || opt->op_timeout_ms < 0 || opt->call_timeout_ms < 0)
+    if (masters == NULL || opt->op_timeout_ms < 0 || opt->call_timeout_ms < 0 ||
+        opt->data_timeout_ms < 0 || opt->replication > DFS_MAX_REPLICAS ||
+        (opt->block_size != 0 && opt->block_size < 4096))
         return CM_E_INVAL;
     if ((rc = read_random(rnd, sizeof(rnd))) != 0)
         return rc;
     if ((fs = calloc(1, sizeof(*fs))) == NULL)
         return CM_E_NOMEM;
     fs->follower_reads = opt->follower_reads;
+    fs->block_size = opt->block_size ? opt->block_size : DFS_DEFAULT_BLOCK_SIZE;
+    fs->replication = opt->replication ? opt->replication : DFS_DEFAULT_REPLICATION;
+    fs->data_timeout_ms = opt->data_timeout_ms ? opt->data_timeout_ms : 120000;
     for (size_t i = 0; i < DFS_SESSIONS; i++)
         fs->sessions[i].client = rnd[i] != 0 ? rnd[i] : 1 + i; /* 0 means "no session" */
     cfg.masters = masters;
@@ -91,6 +83,11 @@ int dfs_open(const char *masters, const struct dfs_options *opt, struct dfs **ou
     cfg.seed = rnd[DFS_SESSIONS] != 0 ? rnd[DFS_SESSIONS] : 1;
     if ((rc = dfs_master_conn_new(&cfg, &fs->mc)) != 0)
         goto fail_free;
+    hcfg.secret = opt->secret;
+    hcfg.timeout_ms = fs->data_timeout_ms;
+    hcfg.max_idle = 64;
+    if ((rc = cm_http_client_new(&hcfg, &fs->data)) != 0)
+        goto fail_mc;
     rc = CM_E_NOMEM;
     if (pthread_mutex_init(&fs->mu, NULL) != 0)
         goto fail_mc;
@@ -102,6 +99,7 @@ int dfs_open(const char *masters, const struct dfs_options *opt, struct dfs **ou
 fail_mutex:
     pthread_mutex_destroy(&fs->mu);
 fail_mc:
+    cm_http_client_free(fs->data);
     dfs_master_conn_free(fs->mc);
 fail_free:
     free(fs);
@@ -113,6 +111,7 @@ void dfs_close(struct dfs *fs)
     if (fs == NULL)
         return;
     dfs_master_conn_free(fs->mc);
+    cm_http_client_free(fs->data);
     pthread_cond_destroy(&fs->cv);
     pthread_mutex_destroy(&fs->mu);
     free(fs);
@@ -125,24 +124,20 @@ void dfs_conn_stats(struct dfs *fs, struct dfs_master_conn_stats *out)
 
 /* ---- request building: the first failure sticks in b->err ---- */
 
-struct req {
-    cJSON *j;
-    int err;
-};
 
-static void req_init(struct req *b)
+void dreq_init(struct dfs_req *b)
 {
     b->j = cJSON_CreateObject();
     b->err = b->j != NULL ? 0 : CM_E_NOMEM;
 }
 
-static void add_u64(struct req *b, const char *f, uint64_t v)
+void dreq_u64(struct dfs_req *b, const char *f, uint64_t v)
 {
     if (b->err == 0)
         b->err = cm_json_add_u64(b->j, f, v);
 }
 
-static void add_i64(struct req *b, const char *f, int64_t v)
+void dreq_i64(struct dfs_req *b, const char *f, int64_t v)
 {
     char s[24];
 
@@ -158,7 +153,7 @@ static void add_i64(struct req *b, const char *f, int64_t v)
         b->err = CM_E_NOMEM;
 }
 
-static void add_str(struct req *b, const char *f, const char *s)
+void dreq_str(struct dfs_req *b, const char *f, const char *s)
 {
     if (b->err != 0)
         return;
@@ -168,19 +163,19 @@ static void add_str(struct req *b, const char *f, const char *s)
         b->err = CM_E_NOMEM;
 }
 
-static void add_bool(struct req *b, const char *f, bool v)
+void dreq_bool(struct dfs_req *b, const char *f, bool v)
 {
     if (b->err == 0 && cJSON_AddBoolToObject(b->j, f, v) == NULL)
         b->err = CM_E_NOMEM;
 }
 
-static void add_fh(struct req *b, const char *fino, const char *fgen, struct dfs_fh fh)
+void dreq_fh(struct dfs_req *b, const char *fino, const char *fgen, struct dfs_fh fh)
 {
-    add_u64(b, fino, fh.ino);
-    add_u64(b, fgen, fh.gen);
+    dreq_u64(b, fino, fh.ino);
+    dreq_u64(b, fgen, fh.gen);
 }
 
-static void add_cred(struct req *b, const struct dfs_cred *cred)
+void dreq_cred(struct dfs_req *b, const struct dfs_cred *cred)
 {
     cJSON *c, *g;
 
@@ -226,7 +221,7 @@ static int get_time(const cJSON *o, const char *f, int64_t *out)
     return 0;
 }
 
-static int parse_attr(const cJSON *a, struct dfs_attr *out)
+int dfs__parse_attr(const cJSON *a, struct dfs_attr *out)
 {
     struct dfs_attr t = {0};
 
@@ -243,7 +238,7 @@ static int parse_attr(const cJSON *a, struct dfs_attr *out)
 }
 
 /* The answer's "attr" into out (nothing when out is NULL). */
-static int answer_attr(const cJSON *ans, struct dfs_attr *out)
+int dfs__answer_attr(const cJSON *ans, struct dfs_attr *out)
 {
     const cJSON *a;
 
@@ -251,21 +246,21 @@ static int answer_attr(const cJSON *ans, struct dfs_attr *out)
         return 0;
     if (cm_json_get_object(ans, FSF_ATTR, &a) != 0)
         return CM_E_PROTO;
-    return parse_attr(a, out);
+    return dfs__parse_attr(a, out);
 }
 
 /* ---- calls ---- */
 
 /* A read: adds the credential and follower_read, posts, frees the body. */
-static int do_read(struct dfs *fs, const char *path, struct req *b, const struct dfs_cred *cred,
+int dfs__read(struct dfs *fs, const char *path, struct dfs_req *b, const struct dfs_cred *cred,
                    cJSON **ans)
 {
     int rc;
 
     *ans = NULL;
-    add_cred(b, cred);
+    dreq_cred(b, cred);
     if (fs->follower_reads)
-        add_bool(b, FSF_FOLLOWER_READ, true);
+        dreq_bool(b, FSF_FOLLOWER_READ, true);
     rc = b->err;
     if (rc == 0)
         rc = dfs_master_conn_post(fs->mc, path, b->j, ans);
@@ -306,19 +301,19 @@ static void session_give(struct dfs *fs, struct session *s)
 
 /* A mutation: takes a session, adds (client, next seq) and the credential, posts; master_conn
  * resends this very body on every retry, so the masters apply it at most once. */
-static int do_mutate(struct dfs *fs, const char *path, struct req *b, const struct dfs_cred *cred,
+int dfs__mutate(struct dfs *fs, const char *path, struct dfs_req *b, const struct dfs_cred *cred,
                      cJSON **ans)
 {
     struct session *s;
     int rc;
 
     *ans = NULL;
-    add_cred(b, cred);
+    dreq_cred(b, cred);
     if ((rc = b->err) != 0)
         goto out;
     s = session_take(fs);
-    add_u64(b, FSF_CLIENT, s->client);
-    add_u64(b, FSF_SEQ, s->seq + 1);
+    dreq_u64(b, FSF_CLIENT, s->client);
+    dreq_u64(b, FSF_SEQ, s->seq + 1);
     if ((rc = b->err) == 0) {
         s->seq++; /* used, whatever the outcome: a later retry of it would be refused anyway */
         rc = dfs_master_conn_post(fs->mc, path, b->j, ans);
@@ -346,33 +341,33 @@ static int check_name(const char *name)
 int dfs_lookup(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh parent, const char *name,
                struct dfs_attr *out)
 {
-    struct req b;
+    struct dfs_req b;
     cJSON *ans;
     int rc;
 
     if ((rc = check_name(name)) != 0)
         return rc;
-    req_init(&b);
-    add_fh(&b, FSF_PARENT, FSF_PGEN, parent);
-    add_str(&b, FSF_NAME, name);
-    if ((rc = do_read(fs, FSP_LOOKUP, &b, cred, &ans)) != 0)
+    dreq_init(&b);
+    dreq_fh(&b, FSF_PARENT, FSF_PGEN, parent);
+    dreq_str(&b, FSF_NAME, name);
+    if ((rc = dfs__read(fs, FSP_LOOKUP, &b, cred, &ans)) != 0)
         return rc;
-    rc = answer_attr(ans, out);
+    rc = dfs__answer_attr(ans, out);
     cJSON_Delete(ans);
     return rc;
 }
 
 int dfs_getattr(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh fh, struct dfs_attr *out)
 {
-    struct req b;
+    struct dfs_req b;
     cJSON *ans;
     int rc;
 
-    req_init(&b);
-    add_fh(&b, FSF_INO, FSF_GEN, fh);
-    if ((rc = do_read(fs, FSP_GETATTR, &b, cred, &ans)) != 0)
+    dreq_init(&b);
+    dreq_fh(&b, FSF_INO, FSF_GEN, fh);
+    if ((rc = dfs__read(fs, FSP_GETATTR, &b, cred, &ans)) != 0)
         return rc;
-    rc = answer_attr(ans, out);
+    rc = dfs__answer_attr(ans, out);
     cJSON_Delete(ans);
     return rc;
 }
@@ -414,14 +409,14 @@ int dfs_resolve_path(struct dfs *fs, const struct dfs_cred *cred, const char *pa
 }
 
 /* A mutation whose answer's attr (the new or changed inode) goes to out. */
-static int mutate_attr(struct dfs *fs, const char *path, struct req *b, const struct dfs_cred *cred,
+static int mutate_attr(struct dfs *fs, const char *path, struct dfs_req *b, const struct dfs_cred *cred,
                        struct dfs_attr *out, cJSON **keep)
 {
     cJSON *ans;
-    int rc = do_mutate(fs, path, b, cred, &ans);
+    int rc = dfs__mutate(fs, path, b, cred, &ans);
 
     if (rc == 0)
-        rc = answer_attr(ans, out);
+        rc = dfs__answer_attr(ans, out);
     if (rc == 0 && keep != NULL) {
         *keep = ans;
         return 0;
@@ -433,22 +428,22 @@ static int mutate_attr(struct dfs *fs, const char *path, struct req *b, const st
 int dfs_mkdir(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh parent, const char *name,
               uint32_t mode, struct dfs_attr *out)
 {
-    struct req b;
+    struct dfs_req b;
     int rc;
 
     if ((rc = check_name(name)) != 0)
         return rc;
-    req_init(&b);
-    add_fh(&b, FSF_PARENT, FSF_PGEN, parent);
-    add_str(&b, FSF_NAME, name);
-    add_u64(&b, FSF_MODE, mode & 07777);
+    dreq_init(&b);
+    dreq_fh(&b, FSF_PARENT, FSF_PGEN, parent);
+    dreq_str(&b, FSF_NAME, name);
+    dreq_u64(&b, FSF_MODE, mode & 07777);
     return mutate_attr(fs, FSP_MKDIR, &b, cred, out, NULL);
 }
 
 int dfs_create(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh parent, const char *name,
                uint32_t mode, unsigned flags, struct dfs_attr *out, bool *created)
 {
-    struct req b;
+    struct dfs_req b;
     cJSON *ans = NULL;
     uint64_t value = 0;
     int rc;
@@ -457,12 +452,12 @@ int dfs_create(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh parent
         return rc;
     if ((flags & ~(DFS_CREATE_EXCL | DFS_CREATE_TRUNC)) != 0)
         return CM_E_INVAL;
-    req_init(&b);
-    add_fh(&b, FSF_PARENT, FSF_PGEN, parent);
-    add_str(&b, FSF_NAME, name);
-    add_u64(&b, FSF_MODE, mode & 07777);
-    add_bool(&b, FSF_EXCL, (flags & DFS_CREATE_EXCL) != 0);
-    add_bool(&b, FSF_TRUNC, (flags & DFS_CREATE_TRUNC) != 0);
+    dreq_init(&b);
+    dreq_fh(&b, FSF_PARENT, FSF_PGEN, parent);
+    dreq_str(&b, FSF_NAME, name);
+    dreq_u64(&b, FSF_MODE, mode & 07777);
+    dreq_bool(&b, FSF_EXCL, (flags & DFS_CREATE_EXCL) != 0);
+    dreq_bool(&b, FSF_TRUNC, (flags & DFS_CREATE_TRUNC) != 0);
     if ((rc = mutate_attr(fs, FSP_CREATE, &b, cred, out, &ans)) != 0)
         return rc;
     if (cm_json_opt_u64(ans, FSF_VALUE, &value) != 0)
@@ -476,14 +471,14 @@ int dfs_create(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh parent
 static int remove_name(struct dfs *fs, const char *path, const struct dfs_cred *cred,
                        struct dfs_fh parent, const char *name)
 {
-    struct req b;
+    struct dfs_req b;
     int rc;
 
     if ((rc = check_name(name)) != 0)
         return rc;
-    req_init(&b);
-    add_fh(&b, FSF_PARENT, FSF_PGEN, parent);
-    add_str(&b, FSF_NAME, name);
+    dreq_init(&b);
+    dreq_fh(&b, FSF_PARENT, FSF_PGEN, parent);
+    dreq_str(&b, FSF_NAME, name);
     return mutate_attr(fs, path, &b, cred, NULL, NULL);
 }
 
@@ -500,42 +495,42 @@ int dfs_rmdir(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh parent,
 int dfs_rename(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh src_parent,
                const char *src_name, struct dfs_fh dst_parent, const char *dst_name, unsigned flags)
 {
-    struct req b;
+    struct dfs_req b;
     int rc;
 
     if ((rc = check_name(src_name)) != 0 || (rc = check_name(dst_name)) != 0)
         return rc;
     if ((flags & ~(DFS_RENAME_NOREPLACE | DFS_RENAME_EXCHANGE)) != 0)
         return CM_E_INVAL;
-    req_init(&b);
-    add_fh(&b, FSF_SRC_PARENT, FSF_SRC_PGEN, src_parent);
-    add_str(&b, FSF_SRC_NAME, src_name);
-    add_fh(&b, FSF_DST_PARENT, FSF_DST_PGEN, dst_parent);
-    add_str(&b, FSF_DST_NAME, dst_name);
-    add_bool(&b, FSF_NOREPLACE, (flags & DFS_RENAME_NOREPLACE) != 0);
-    add_bool(&b, FSF_EXCHANGE, (flags & DFS_RENAME_EXCHANGE) != 0);
+    dreq_init(&b);
+    dreq_fh(&b, FSF_SRC_PARENT, FSF_SRC_PGEN, src_parent);
+    dreq_str(&b, FSF_SRC_NAME, src_name);
+    dreq_fh(&b, FSF_DST_PARENT, FSF_DST_PGEN, dst_parent);
+    dreq_str(&b, FSF_DST_NAME, dst_name);
+    dreq_bool(&b, FSF_NOREPLACE, (flags & DFS_RENAME_NOREPLACE) != 0);
+    dreq_bool(&b, FSF_EXCHANGE, (flags & DFS_RENAME_EXCHANGE) != 0);
     return mutate_attr(fs, FSP_RENAME, &b, cred, NULL, NULL);
 }
 
 int dfs_link(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh fh, struct dfs_fh parent,
              const char *name, struct dfs_attr *out)
 {
-    struct req b;
+    struct dfs_req b;
     int rc;
 
     if ((rc = check_name(name)) != 0)
         return rc;
-    req_init(&b);
-    add_fh(&b, FSF_INO, FSF_GEN, fh);
-    add_fh(&b, FSF_PARENT, FSF_PGEN, parent);
-    add_str(&b, FSF_NAME, name);
+    dreq_init(&b);
+    dreq_fh(&b, FSF_INO, FSF_GEN, fh);
+    dreq_fh(&b, FSF_PARENT, FSF_PGEN, parent);
+    dreq_str(&b, FSF_NAME, name);
     return mutate_attr(fs, FSP_LINK, &b, cred, out, NULL);
 }
 
 int dfs_symlink(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh parent, const char *name,
                 const char *target, struct dfs_attr *out)
 {
-    struct req b;
+    struct dfs_req b;
     int rc;
 
     if ((rc = check_name(name)) != 0)
@@ -544,16 +539,16 @@ int dfs_symlink(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh paren
         return CM_E_INVAL;
     if (strlen(target) > DFS_SYMLINK_MAX)
         return CM_E_NAMETOOLONG;
-    req_init(&b);
-    add_fh(&b, FSF_PARENT, FSF_PGEN, parent);
-    add_str(&b, FSF_NAME, name);
-    add_str(&b, FSF_TARGET, target);
+    dreq_init(&b);
+    dreq_fh(&b, FSF_PARENT, FSF_PGEN, parent);
+    dreq_str(&b, FSF_NAME, name);
+    dreq_str(&b, FSF_TARGET, target);
     return mutate_attr(fs, FSP_SYMLINK, &b, cred, out, NULL);
 }
 
 int dfs_readlink(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh fh, char **target)
 {
-    struct req b;
+    struct dfs_req b;
     const char *t;
     cJSON *ans;
     int rc;
@@ -561,9 +556,9 @@ int dfs_readlink(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh fh, 
     if (target == NULL)
         return CM_E_INVAL;
     *target = NULL;
-    req_init(&b);
-    add_fh(&b, FSF_INO, FSF_GEN, fh);
-    if ((rc = do_read(fs, FSP_READLINK, &b, cred, &ans)) != 0)
+    dreq_init(&b);
+    dreq_fh(&b, FSF_INO, FSF_GEN, fh);
+    if ((rc = dfs__read(fs, FSP_READLINK, &b, cred, &ans)) != 0)
         return rc;
     if (cm_json_get_str(ans, FSF_TARGET, DFS_SYMLINK_MAX, &t, NULL) != 0)
         rc = CM_E_PROTO;
@@ -576,28 +571,28 @@ int dfs_readlink(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh fh, 
 int dfs_setattr(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh fh,
                 const struct dfs_setattr *sa, struct dfs_attr *out)
 {
-    struct req b;
+    struct dfs_req b;
 
     if (sa == NULL || (sa->valid & ~0xffu) != 0)
         return CM_E_INVAL;
-    req_init(&b);
-    add_fh(&b, FSF_INO, FSF_GEN, fh);
+    dreq_init(&b);
+    dreq_fh(&b, FSF_INO, FSF_GEN, fh);
     if (sa->valid & DFS_SET_MODE)
-        add_u64(&b, FSF_MODE, sa->mode & 07777);
+        dreq_u64(&b, FSF_MODE, sa->mode & 07777);
     if (sa->valid & DFS_SET_UID)
-        add_u64(&b, FSF_UID, sa->uid);
+        dreq_u64(&b, FSF_UID, sa->uid);
     if (sa->valid & DFS_SET_GID)
-        add_u64(&b, FSF_GID, sa->gid);
+        dreq_u64(&b, FSF_GID, sa->gid);
     if (sa->valid & DFS_SET_SIZE)
-        add_u64(&b, FSF_SIZE, sa->size);
+        dreq_u64(&b, FSF_SIZE, sa->size);
     if (sa->valid & DFS_SET_ATIME_NOW)
-        add_bool(&b, FSF_ATIME_NOW, true);
+        dreq_bool(&b, FSF_ATIME_NOW, true);
     else if (sa->valid & DFS_SET_ATIME)
-        add_i64(&b, FSF_ATIME_NS, sa->atime_ns);
+        dreq_i64(&b, FSF_ATIME_NS, sa->atime_ns);
     if (sa->valid & DFS_SET_MTIME_NOW)
-        add_bool(&b, FSF_MTIME_NOW, true);
+        dreq_bool(&b, FSF_MTIME_NOW, true);
     else if (sa->valid & DFS_SET_MTIME)
-        add_i64(&b, FSF_MTIME_NS, sa->mtime_ns);
+        dreq_i64(&b, FSF_MTIME_NS, sa->mtime_ns);
     return mutate_attr(fs, FSP_SETATTR, &b, cred, out, NULL);
 }
 
@@ -631,7 +626,7 @@ static int parse_page(const cJSON *ans, struct dfs_dirpage *page)
         struct dfs_dirent *d = &page->entries[page->n];
         if (cm_json_get_str(e, FSF_NAME, DFS_NAME_MAX, &name, NULL) != 0 ||
             cm_json_get_u64(e, FSF_COOKIE, &d->cookie) != 0 ||
-            cm_json_get_object(e, FSF_ATTR, &a) != 0 || parse_attr(a, &d->attr) != 0)
+            cm_json_get_object(e, FSF_ATTR, &a) != 0 || dfs__parse_attr(a, &d->attr) != 0)
             return CM_E_PROTO;
         if ((d->name = strdup(name)) == NULL)
             return CM_E_NOMEM;
@@ -643,7 +638,7 @@ static int parse_page(const cJSON *ans, struct dfs_dirpage *page)
 int dfs_readdir(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh fh, uint64_t cookie,
                 size_t max_entries, struct dfs_dirpage *page)
 {
-    struct req b;
+    struct dfs_req b;
     cJSON *ans;
     int rc;
 
@@ -654,11 +649,11 @@ int dfs_readdir(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh fh, u
         max_entries = READDIR_DEFAULT;
     if (max_entries > READDIR_MAX)
         return CM_E_INVAL;
-    req_init(&b);
-    add_fh(&b, FSF_INO, FSF_GEN, fh);
-    add_u64(&b, FSF_COOKIE, cookie);
-    add_u64(&b, FSF_MAX_ENTRIES, max_entries);
-    if ((rc = do_read(fs, FSP_READDIR, &b, cred, &ans)) != 0)
+    dreq_init(&b);
+    dreq_fh(&b, FSF_INO, FSF_GEN, fh);
+    dreq_u64(&b, FSF_COOKIE, cookie);
+    dreq_u64(&b, FSF_MAX_ENTRIES, max_entries);
+    if ((rc = dfs__read(fs, FSP_READDIR, &b, cred, &ans)) != 0)
         return rc;
     rc = parse_page(ans, page);
     cJSON_Delete(ans);
@@ -670,19 +665,23 @@ int dfs_readdir(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh fh, u
 int dfs_statfs(struct dfs *fs, struct dfs_statfs *out)
 {
     struct dfs_statfs t = {0};
-    struct req b;
+    struct dfs_req b;
     cJSON *ans;
     int rc;
 
-    req_init(&b);
-    if ((rc = do_read(fs, FSP_STATFS, &b, NULL, &ans)) != 0)
+    dreq_init(&b);
+    if ((rc = dfs__read(fs, FSP_STATFS, &b, NULL, &ans)) != 0)
         return rc;
     if (cm_json_get_u64(ans, FSF_INODES, &t.inodes) != 0 ||
         cm_json_get_u64(ans, FSF_FILES, &t.files) != 0 ||
         cm_json_get_u64(ans, FSF_DIRS, &t.dirs) != 0 ||
         cm_json_get_u64(ans, FSF_SYMLINKS, &t.symlinks) != 0 ||
         cm_json_get_u64(ans, FSF_MAX_INODES, &t.max_inodes) != 0 ||
-        cm_json_get_u64(ans, FSF_BLOCKS_ALLOC, &t.blocks_allocated) != 0)
+        cm_json_get_u64(ans, FSF_BLOCKS_ALLOC, &t.blocks_allocated) != 0 ||
+        cm_json_opt_u64(ans, FSF_CAPACITY, &t.capacity_bytes) != 0 ||
+        cm_json_opt_u64(ans, FSF_USED, &t.used_bytes) != 0 ||
+        cm_json_opt_u64(ans, FSF_FREE, &t.free_bytes) != 0 ||
+        cm_json_opt_u64(ans, FSF_CS_LIVE, &t.chunkservers_live) != 0)
         rc = CM_E_PROTO;
     else if (out != NULL)
         *out = t;

@@ -606,9 +606,28 @@ static cJSON *read_statfs(struct read_ctx *r, int *err)
     return o;
 }
 
-static cJSON *extent_json(const struct ns_extent *e)
+/* The chunkservers an extent's replicas name, for their addresses and liveness. */
+struct cs_table {
+    struct cs_info *v;
+    size_t n;
+};
+
+static const struct cs_info *cs_find(const struct cs_table *t, uint32_t id)
 {
-    cJSON *o = cJSON_CreateObject(), *b = cJSON_CreateObject(), *reps;
+    /* cs_list gives them by id, ids 1, 2, ... */
+    if (id >= 1 && id <= t->n && t->v[id - 1].id == id)
+        return &t->v[id - 1];
+    for (size_t i = 0; i < t->n; i++)
+        if (t->v[i].id == id)
+            return &t->v[i];
+    return NULL;
+}
+
+/* An extent; the block's "replicas" (chunkserver ids) go with "addrs", their addresses in the
+ * same order, live ones (as this master sees them) first, so a reader tries those first. */
+static cJSON *extent_json(const struct ns_extent *e, const struct cs_table *t)
+{
+    cJSON *o = cJSON_CreateObject(), *b = cJSON_CreateObject(), *reps, *addrs;
     if (o == NULL || b == NULL) {
         cJSON_Delete(b);
         goto fail;
@@ -617,13 +636,25 @@ static cJSON *extent_json(const struct ns_extent *e)
     if (cm_json_add_u64(o, "off", e->off) || cm_json_add_u64(o, "block_off", e->block_off) ||
         cm_json_add_u64(o, "len", e->len) || cm_json_add_u64(b, "id", e->block.id) ||
         cm_json_add_u64(b, "len", e->block.len) || cm_json_add_u64(b, "crc32c", e->block.crc32c) ||
-        (reps = cJSON_AddArrayToObject(b, "replicas")) == NULL)
+        (reps = cJSON_AddArrayToObject(b, "replicas")) == NULL ||
+        (addrs = cJSON_AddArrayToObject(b, "addrs")) == NULL)
         goto fail;
-    for (uint8_t i = 0; i < e->block.n_replicas; i++) {
-        cJSON *x = cJSON_CreateNumber(e->block.replicas[i]);
-        if (x == NULL)
-            goto fail;
-        cJSON_AddItemToArray(reps, x);
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint8_t i = 0; i < e->block.n_replicas; i++) {
+            const struct cs_info *c = cs_find(t, e->block.replicas[i]);
+            bool alive = c != NULL && c->alive;
+            if (alive != (pass == 0))
+                continue;
+            cJSON *x = cJSON_CreateNumber(e->block.replicas[i]);
+            cJSON *a = cJSON_CreateString(c != NULL ? c->addr : "");
+            if (x == NULL || a == NULL) {
+                cJSON_Delete(x);
+                cJSON_Delete(a);
+                goto fail;
+            }
+            cJSON_AddItemToArray(reps, x);
+            cJSON_AddItemToArray(addrs, a);
+        }
     }
     return o;
 fail:
@@ -634,17 +665,20 @@ fail:
 static cJSON *read_blocks(struct read_ctx *r, int *err)
 {
     struct ns_blocklist bl = {0};
+    struct cs_table t = {0};
     cJSON *o = NULL, *exts;
     *err = ns_get_blocks(r->m->ns, r->has_cred ? &r->cred : NULL, r->ino, r->gen, r->off, r->len,
                          r->max, &bl);
     if (*err != 0)
+        goto out;
+    if (bl.n > 0 && (*err = cs_list(r->m->cs, master_now_ms(), &t.v, &t.n)) != 0)
         goto out;
     if ((o = cJSON_CreateObject()) == NULL || cm_json_add_u64(o, "size", bl.size) != 0 ||
         cJSON_AddBoolToObject(o, "more", bl.more) == NULL ||
         (exts = cJSON_AddArrayToObject(o, "extents")) == NULL)
         goto fail;
     for (uint32_t i = 0; i < bl.n; i++) {
-        cJSON *e = extent_json(&bl.ext[i]);
+        cJSON *e = extent_json(&bl.ext[i], &t);
         if (e == NULL)
             goto fail;
         cJSON_AddItemToArray(exts, e);
@@ -655,6 +689,7 @@ fail:
     o = NULL;
     *err = CM_E_NOMEM;
 out:
+    free(t.v);
     ns_blocklist_free(&bl);
     return o;
 }

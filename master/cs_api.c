@@ -405,7 +405,13 @@ static int h_place(struct cm_http_req *req, void *data)
     if (!leading(m))
         return not_leader(m, req);
     struct cs_info pick[CS_PLACE_MAX];
-    size_t n = cs_place(m->cs, master_now_ms(), (size_t)count, pick);
+    uint64_t now = master_now_ms();
+    size_t n = cs_place(m->cs, now, (size_t)count, pick);
+    if (n < (size_t)count && cs_unheard(m->cs, now) > 0)
+        return cm_http_answer_error(req, CM_E_UNAVAILABLE,
+                                    "chunkservers not heard from since this master became "
+                                    "leader; retry",
+                                    NULL);
     if (n == 0)
         return cm_http_answer_error(req, CM_E_NOSPC, "no live chunkserver with free space", NULL);
     cJSON *o = cJSON_CreateObject(), *a;

@@ -568,6 +568,19 @@ size_t cs_place(struct cs_registry *r, uint64_t now_ms, size_t count, struct cs_
     return k;
 }
 
+size_t cs_unheard(struct cs_registry *r, uint64_t now_ms)
+{
+    size_t n = 0;
+
+    pthread_mutex_lock(&r->mu);
+    uint64_t grace = r->dead_timeout_ms < CS_PLACE_GRACE_MS ? r->dead_timeout_ms : CS_PLACE_GRACE_MS;
+    if (now_ms - r->leader_since_ms < grace)
+        for (size_t i = 0; i < r->n; i++)
+            n += r->e[i].id != 0 && r->e[i].last_hb_ms == 0;
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
 int cs_list(struct cs_registry *r, uint64_t now_ms, struct cs_info **out, size_t *n)
 {
     pthread_mutex_lock(&r->mu);

@@ -146,6 +146,11 @@ void cs_soft_reset(struct cs_registry *r);
 /* Up to count distinct live chunkservers with space, most free first, different racks first
  * (chunkservers without a rack count as distinct). Returns how many were put into out. */
 size_t cs_place(struct cs_registry *r, uint64_t now_ms, size_t count, struct cs_info *out);
+/* Registered chunkservers not heard from since this leadership began, while it is younger than
+ * CS_PLACE_GRACE_MS and the dead timeout (after that they count as dead): placement waits for
+ * them after a failover rather than writing fewer copies. */
+#define CS_PLACE_GRACE_MS 10000
+size_t cs_unheard(struct cs_registry *r, uint64_t now_ms);
 /* A copy of every registered chunkserver, by id: *out malloc'd (caller frees). */
 int cs_list(struct cs_registry *r, uint64_t now_ms, struct cs_info **out, size_t *n);
 

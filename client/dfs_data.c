@@ -1,0 +1,840 @@
+/* libdfs, data half: files' bytes on chunkservers (see "file data" in dfs.h).
+ *
+ * Writing: bytes go into one buffer of at most a block; a full buffer (or a write elsewhere in the
+ * file) becomes a block: a fresh id from a batch reserved with alloc-blocks, chunkservers from
+ * /v1/fs/place (waiting a little while the masters know none, as just after a failover), one PUT
+ * to the first with the rest named as its pipeline. The answer says which members hold the block
+ * durably; when some failed, the block is sent again from memory to other chunkservers until it
+ * has its copies or no other chunkserver is left (pipeline recovery). Stored
+ * blocks wait in a list and are committed, runs of adjacent ones in one commit each, at flush.
+ *
+ * Reading: the extents of a window of the file come from /v1/fs/blocks (cached until invalidated
+ * or a commit), their bytes from the replicas in the order the master gives (live ones first),
+ * the next replica after any error. A read-ahead buffer serves sequential reads. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "client/dfs.h"
+#include "client/dfs_internal.h"
+#include "client/fs_proto.h"
+#include "common/crc32c.h"
+#include "common/errors.h"
+#include "common/json.h"
+#include "common/log.h"
+
+#define IDS_BATCH       64                /* block ids reserved per alloc-blocks */
+#define COMMIT_MAX      4096              /* blocks per commit (the masters' limit) */
+#define PUT_ATTEMPTS    6                 /* stores of one block before giving up */
+#define PLACE_WAIT_MS   10000             /* wait for the masters to know a chunkserver */
+#define READAHEAD       (4u * 1024 * 1024) /* bytes fetched past a read that misses */
+#define EXT_WINDOW      (256ull << 20)    /* file bytes whose extents one listing asks for */
+#define EXT_MAX         1024              /* extents per listing */
+#define CRED_GROUPS_MAX 32
+#define ADDR_MAX        272
+
+struct pend_block { /* stored on chunkservers, not committed yet */
+    uint64_t off, id;
+    uint32_t len, crc;
+    unsigned nrep;
+    uint32_t reps[DFS_MAX_REPLICAS];
+};
+
+struct ext { /* an extent of the cached listing */
+    uint64_t off, len, block_off, id;
+    unsigned naddr;
+    char addrs[DFS_MAX_REPLICAS][ADDR_MAX];
+};
+
+struct dfs_file {
+    struct dfs *fs;
+    struct dfs_fh fh;
+    bool has_cred;
+    struct dfs_cred cred;
+    uint32_t groups[CRED_GROUPS_MAX];
+    pthread_mutex_t mu;
+    /* writing */
+    char *wbuf;
+    size_t wcap, wlen;
+    uint64_t woff;
+    struct pend_block *pend;
+    size_t npend, cappend;
+    uint64_t dirty_end;
+    int werr; /* a failed store, reported by the next flush */
+    /* reading */
+    bool size_known;
+    uint64_t size;
+    bool ext_valid;
+    uint64_t ext_from, ext_to; /* the file range the cached listing covers */
+    struct ext *ext;
+    size_t next, capext;
+    char *ra;
+    size_t racap, ralen;
+    uint64_t raoff;
+};
+
+static const struct dfs_cred *cred_of(const struct dfs_file *f)
+{
+    return f->has_cred ? &f->cred : NULL;
+}
+
+static void stat_add(struct dfs *fs, uint64_t *field, uint64_t n)
+{
+    pthread_mutex_lock(&fs->mu);
+    *field += n;
+    pthread_mutex_unlock(&fs->mu);
+}
+
+void dfs_data_stats(struct dfs *fs, struct dfs_data_stats *out)
+{
+    pthread_mutex_lock(&fs->mu);
+    *out = fs->stats;
+    pthread_mutex_unlock(&fs->mu);
+}
+
+int dfs_file_open(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh fh,
+                  struct dfs_file **out)
+{
+    struct dfs_file *f;
+
+    if (fs == NULL || out == NULL)
+        return CM_E_INVAL;
+    if (cred != NULL && (cred->ngroups > CRED_GROUPS_MAX || (cred->ngroups && !cred->groups)))
+        return CM_E_INVAL;
+    if ((f = calloc(1, sizeof(*f))) == NULL)
+        return CM_E_NOMEM;
+    if (pthread_mutex_init(&f->mu, NULL) != 0) {
+        free(f);
+        return CM_E_NOMEM;
+    }
+    f->fs = fs;
+    f->fh = fh;
+    if (cred != NULL) {
+        f->has_cred = true;
+        f->cred = *cred;
+        if (cred->ngroups > 0)
+            memcpy(f->groups, cred->groups, cred->ngroups * sizeof(*f->groups));
+        f->cred.groups = f->groups;
+    }
+    *out = f;
+    return 0;
+}
+
+void dfs_file_close(struct dfs_file *f)
+{
+    if (f == NULL)
+        return;
+    pthread_mutex_destroy(&f->mu);
+    free(f->wbuf);
+    free(f->pend);
+    free(f->ext);
+    free(f->ra);
+    free(f);
+}
+
+static void invalidate_locked(struct dfs_file *f)
+{
+    f->size_known = false;
+    f->ext_valid = false;
+    f->ralen = 0;
+}
+
+void dfs_file_invalidate(struct dfs_file *f)
+{
+    pthread_mutex_lock(&f->mu);
+    invalidate_locked(f);
+    pthread_mutex_unlock(&f->mu);
+}
+
+bool dfs_file_dirty(struct dfs_file *f, uint64_t *end)
+{
+    bool dirty;
+
+    pthread_mutex_lock(&f->mu);
+    dirty = f->wlen > 0 || f->npend > 0;
+    if (dirty && end != NULL)
+        *end = f->dirty_end;
+    pthread_mutex_unlock(&f->mu);
+    return dirty;
+}
+
+/* ---- storing blocks ---- */
+
+static int take_block_id(struct dfs *fs, uint64_t *id)
+{
+    struct dfs_req b;
+    cJSON *ans;
+    uint64_t first;
+    int rc;
+
+    pthread_mutex_lock(&fs->mu);
+    if (fs->ids_next < fs->ids_end) {
+        *id = fs->ids_next++;
+        pthread_mutex_unlock(&fs->mu);
+        return 0;
+    }
+    pthread_mutex_unlock(&fs->mu);
+    dreq_init(&b);
+    dreq_u64(&b, FSF_COUNT, IDS_BATCH);
+    if ((rc = dfs__mutate(fs, FSP_ALLOC, &b, NULL, &ans)) != 0)
+        return rc;
+    rc = cm_json_get_u64(ans, FSF_VALUE, &first) == 0 && first != 0 ? 0 : CM_E_PROTO;
+    cJSON_Delete(ans);
+    if (rc != 0)
+        return rc;
+    pthread_mutex_lock(&fs->mu);
+    fs->ids_next = first + 1;
+    fs->ids_end = first + IDS_BATCH;
+    pthread_mutex_unlock(&fs->mu);
+    *id = first;
+    return 0;
+}
+
+struct target {
+    uint32_t id;
+    char addr[ADDR_MAX];
+};
+
+/* Live chunkservers with space, most suitable first (at most 16). */
+static int place(struct dfs *fs, unsigned count, struct target *out, unsigned *n)
+{
+    struct dfs_req b;
+    const cJSON *arr, *it;
+    const char *addr;
+    cJSON *ans;
+    int rc;
+
+    *n = 0;
+    dreq_init(&b);
+    dreq_u64(&b, FSF_COUNT, count);
+    if ((rc = b.err) != 0) {
+        cJSON_Delete(b.j);
+        return rc;
+    }
+    rc = dfs_master_conn_post(fs->mc, FSP_PLACE, b.j, &ans);
+    cJSON_Delete(b.j);
+    if (rc != 0) {
+        cJSON_Delete(ans);
+        return rc;
+    }
+    if (cm_json_get_array(ans, FSF_CHUNKSERVERS, &arr) != 0) {
+        cJSON_Delete(ans);
+        return CM_E_PROTO;
+    }
+    cJSON_ArrayForEach(it, arr)
+    {
+        if (*n >= count)
+            break;
+        if (cm_json_get_u32(it, FSF_ID, &out[*n].id) != 0 ||
+            cm_json_get_str(it, FSF_ADDR, ADDR_MAX - 1, &addr, NULL) != 0) {
+            rc = CM_E_PROTO;
+            break;
+        }
+        snprintf(out[*n].addr, ADDR_MAX, "%s", addr);
+        (*n)++;
+    }
+    cJSON_Delete(ans);
+    return rc;
+}
+
+struct putres {
+    struct target holders[DFS_MAX_REPLICAS];
+    unsigned nholders;
+    char failed[16][ADDR_MAX];
+    unsigned nfailed;
+};
+
+static bool is_holder(const struct putres *p, uint32_t id)
+{
+    for (unsigned i = 0; i < p->nholders; i++)
+        if (p->holders[i].id == id)
+            return true;
+    return false;
+}
+
+static bool has_failed(const struct putres *p, const char *addr)
+{
+    for (unsigned i = 0; i < p->nfailed; i++)
+        if (strcmp(p->failed[i], addr) == 0)
+            return true;
+    return false;
+}
+
+static void add_failed(struct putres *p, const char *addr)
+{
+    if (!has_failed(p, addr) && p->nfailed < 16)
+        snprintf(p->failed[p->nfailed++], ADDR_MAX, "%s", addr);
+}
+
+/* The "replicas" and "failed" of a PUT's answer (or error object) into p. A member "not
+ * reached" (UNAVAILABLE: a hop before it broke) is not known to be bad, so it stays a candidate
+ * for the next attempt (docs/chunkserver.md, PUT /blocks/{id}). */
+static void take_members(uint64_t id, const cJSON *o, const struct target *t, unsigned n,
+                         struct putres *p)
+{
+    const cJSON *arr, *it;
+
+    if (cm_json_get_array(o, FSF_REPLICAS, &arr) == 0) {
+        cJSON_ArrayForEach(it, arr)
+        {
+            if (!cJSON_IsString(it))
+                continue;
+            for (unsigned i = 0; i < n; i++)
+                if (strcmp(t[i].addr, it->valuestring) == 0 && !is_holder(p, t[i].id) &&
+                    p->nholders < DFS_MAX_REPLICAS)
+                    p->holders[p->nholders++] = t[i];
+        }
+    }
+    if (cm_json_get_array(o, FSF_FAILED, &arr) == 0) {
+        cJSON_ArrayForEach(it, arr)
+        {
+            const char *a = NULL, *e = "?", *msg = "";
+            cm_json_get_str(it, FSF_ADDR, ADDR_MAX - 1, &a, NULL);
+            cm_json_opt_str(it, "error", 64, &e, NULL);
+            cm_json_opt_str(it, "message", 256, &msg, NULL);
+            if (a == NULL ||
+                (strcmp(e, cm_errname(CM_E_UNAVAILABLE)) == 0 && strcmp(msg, "not reached") == 0))
+                continue;
+            LOG_WARN("data: block %016" PRIx64 ": pipeline member %s failed (%s)", id, a, e);
+            add_failed(p, a);
+        }
+    }
+}
+
+/* One PUT of the block to t[0] with t[1..n) as its pipeline; adds what holds it to p. */
+static int put_once(struct dfs *fs, uint64_t id, const void *data, uint32_t len, uint32_t crc,
+                    const struct target *t, unsigned n, struct putres *p)
+{
+    char url[ADDR_MAX + 64], pipe_h[16 + DFS_MAX_REPLICAS * ADDR_MAX], crc_h[40];
+    const char *headers[3] = {crc_h, NULL, NULL};
+    struct cm_http_call call = {0};
+    struct cm_http_response resp = {0};
+    const cJSON *arr;
+    size_t used;
+    int rc;
+
+    snprintf(url, sizeof(url), "http://%s" CSP_BLOCKS "%016" PRIx64, t[0].addr, id);
+    snprintf(crc_h, sizeof(crc_h), "X-Dfs-Crc32c: %08" PRIx32, crc);
+    if (n > 1) {
+        used = (size_t)snprintf(pipe_h, sizeof(pipe_h), "X-Dfs-Pipeline: ");
+        for (unsigned i = 1; i < n; i++)
+            used += (size_t)snprintf(pipe_h + used, sizeof(pipe_h) - used, "%s%s",
+                                     i > 1 ? "," : "", t[i].addr);
+        headers[1] = pipe_h;
+    }
+    call.method = "PUT";
+    call.url = url;
+    call.body = len > 0 ? data : "";
+    call.body_len = len;
+    call.headers = headers;
+    call.timeout_ms = fs->data_timeout_ms;
+    rc = cm_http_call(fs->data, &call, &resp);
+    if (rc != 0) {
+        LOG_WARN("data: block %016" PRIx64 " to %s (pipeline of %u): %s", id, t[0].addr, n,
+                 cm_errname(rc));
+        add_failed(p, t[0].addr);
+        /* An error found after the whole body came in lists what the pipeline stored. */
+        if (resp.error != NULL)
+            take_members(id, resp.error, t, n, p);
+        cm_http_response_clear(&resp);
+        return rc;
+    }
+    if (cm_json_get_array(resp.json, FSF_REPLICAS, &arr) != 0) {
+        cm_http_response_clear(&resp);
+        add_failed(p, t[0].addr);
+        return CM_E_PROTO;
+    }
+    take_members(id, resp.json, t, n, p);
+    cm_http_response_clear(&resp);
+    return 0;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* place(), waiting up to PLACE_WAIT_MS while the masters know no live chunkserver with space:
+ * a leader fresh from an election knows none until their heartbeats reach it. */
+static int place_wait(struct dfs *fs, unsigned count, struct target *out, unsigned *n)
+{
+    uint64_t start = now_ms();
+    long pause_ms = 20;
+    int rc;
+
+    while ((rc = place(fs, count, out, n)) == CM_E_NOSPC && now_ms() < start + PLACE_WAIT_MS) {
+        struct timespec ts = {0, pause_ms * 1000000L};
+        nanosleep(&ts, NULL);
+        if (pause_ms < 500)
+            pause_ms *= 2;
+    }
+    if (pause_ms > 20)
+        LOG_INFO("data: waited %" PRIu64 " ms for the masters to place a block: %s",
+                 now_ms() - start, rc == 0 ? "placed" : cm_errname(rc));
+    return rc;
+}
+
+/* Stores data as a new block on up to fs->replication chunkservers. */
+static int put_block(struct dfs *fs, const void *data, uint32_t len, struct pend_block *out)
+{
+    struct target placed[16], t[DFS_MAX_REPLICAS];
+    struct putres p;
+    unsigned nplaced, nt;
+    uint32_t crc = cm_crc32c(0, data, len);
+    int rc, last = CM_E_UNAVAILABLE;
+    uint64_t id;
+
+    memset(&p, 0, sizeof(p));
+    if ((rc = take_block_id(fs, &id)) != 0)
+        return rc;
+    for (int attempt = 0; attempt < PUT_ATTEMPTS && p.nholders < fs->replication; attempt++) {
+        unsigned want = fs->replication + p.nholders + p.nfailed;
+        if (p.nholders == 0)
+            rc = place_wait(fs, want < 16 ? want : 16, placed, &nplaced);
+        else
+            rc = place(fs, want < 16 ? want : 16, placed, &nplaced);
+        if (rc != 0) {
+            last = rc;
+            break;
+        }
+        nt = 0;
+        for (unsigned i = 0; i < nplaced && nt < fs->replication - p.nholders; i++)
+            if (!is_holder(&p, placed[i].id) && !has_failed(&p, placed[i].addr))
+                t[nt++] = placed[i];
+        if (nt == 0)
+            break; /* no other chunkserver to try */
+        if (attempt > 0)
+            stat_add(fs, &fs->stats.pipeline_retries, 1);
+        if ((rc = put_once(fs, id, data, len, crc, t, nt, &p)) != 0)
+            last = rc;
+    }
+    if (p.nholders == 0)
+        return last == CM_E_CONNECT || last == CM_E_TIMEOUT ? CM_E_UNAVAILABLE : last;
+    if (p.nholders < fs->replication)
+        LOG_WARN("data: block %016" PRIx64 " stored on %u of %u chunkservers; the masters will "
+                 "copy it",
+                 id, p.nholders, fs->replication);
+    out->id = id;
+    out->len = len;
+    out->crc = crc;
+    out->nrep = p.nholders;
+    for (unsigned i = 0; i < p.nholders; i++)
+        out->reps[i] = p.holders[i].id;
+    pthread_mutex_lock(&fs->mu);
+    fs->stats.blocks_written++;
+    fs->stats.bytes_written += len;
+    pthread_mutex_unlock(&fs->mu);
+    return 0;
+}
+
+static void drop_writes(struct dfs_file *f)
+{
+    f->wlen = 0;
+    f->npend = 0;
+    f->dirty_end = 0;
+}
+
+/* The buffer becomes a stored block waiting for its commit. */
+static int seal_locked(struct dfs_file *f)
+{
+    struct pend_block pb = {0};
+    int rc;
+
+    if (f->wlen == 0)
+        return 0;
+    if (f->npend == f->cappend) {
+        size_t cap = f->cappend ? f->cappend * 2 : 16;
+        struct pend_block *v = realloc(f->pend, cap * sizeof(*v));
+        if (v == NULL)
+            return CM_E_NOMEM;
+        f->pend = v;
+        f->cappend = cap;
+    }
+    if ((rc = put_block(f->fs, f->wbuf, (uint32_t)f->wlen, &pb)) != 0)
+        return rc;
+    pb.off = f->woff;
+    f->pend[f->npend++] = pb;
+    f->wlen = 0;
+    return 0;
+}
+
+/* Commits pend[from, to): adjacent blocks laid end to end from pend[from].off. */
+static int commit_run(struct dfs_file *f, size_t from, size_t to, struct dfs_attr *attr)
+{
+    struct dfs_req b;
+    cJSON *ans, *arr = NULL, *o, *reps;
+    uint64_t len = 0;
+    int rc;
+
+    for (size_t i = from; i < to; i++)
+        len += f->pend[i].len;
+    dreq_init(&b);
+    dreq_fh(&b, FSF_INO, FSF_GEN, f->fh);
+    dreq_u64(&b, FSF_OFF, f->pend[from].off);
+    dreq_u64(&b, FSF_LEN, len);
+    dreq_u64(&b, FSF_SIZE, f->pend[from].off + len);
+    if (b.err == 0 && (arr = cJSON_AddArrayToObject(b.j, FSF_BLOCKS)) == NULL)
+        b.err = CM_E_NOMEM;
+    for (size_t i = from; i < to && b.err == 0; i++) {
+        const struct pend_block *p = &f->pend[i];
+        if ((o = cJSON_CreateObject()) == NULL || !cJSON_AddItemToArray(arr, o) ||
+            cm_json_add_u64(o, FSF_ID, p->id) != 0 || cm_json_add_u64(o, FSF_LEN, p->len) != 0 ||
+            cm_json_add_u64(o, FSF_CRC32C, p->crc) != 0 ||
+            (reps = cJSON_AddArrayToObject(o, FSF_REPLICAS)) == NULL) {
+            b.err = CM_E_NOMEM;
+            break;
+        }
+        for (unsigned k = 0; k < p->nrep; k++)
+            if (!cJSON_AddItemToArray(reps, cJSON_CreateNumber(p->reps[k])))
+                b.err = CM_E_NOMEM;
+    }
+    if ((rc = dfs__mutate(f->fs, FSP_COMMIT, &b, cred_of(f), &ans)) != 0)
+        return rc;
+    rc = dfs__answer_attr(ans, attr);
+    cJSON_Delete(ans);
+    return rc;
+}
+
+static int commit_locked(struct dfs_file *f, struct dfs_attr *attr, bool *committed)
+{
+    size_t from = 0;
+    int rc;
+
+    *committed = false;
+    while (from < f->npend) {
+        size_t to = from + 1;
+        while (to < f->npend && to - from < COMMIT_MAX &&
+               f->pend[to].off == f->pend[to - 1].off + f->pend[to - 1].len)
+            to++;
+        if ((rc = commit_run(f, from, to, attr)) != 0) {
+            LOG_WARN("data: commit of %zu block(s) to inode %" PRIu64 ": %s", to - from, f->fh.ino,
+                     cm_errname(rc));
+            return rc;
+        }
+        stat_add(f->fs, &f->fs->stats.commits, 1);
+        *committed = true;
+        from = to;
+    }
+    f->npend = 0;
+    invalidate_locked(f);
+    if (*committed) {
+        f->size = attr->size;
+        f->size_known = true;
+    }
+    return 0;
+}
+
+static int flush_locked(struct dfs_file *f, struct dfs_attr *out)
+{
+    struct dfs_attr a;
+    bool committed = false;
+    int rc = f->werr;
+
+    f->werr = 0;
+    if (rc == 0)
+        rc = seal_locked(f);
+    if (rc == 0)
+        rc = commit_locked(f, &a, &committed);
+    if (rc != 0) {
+        drop_writes(f);
+        invalidate_locked(f);
+        return rc;
+    }
+    if (f->wlen == 0 && f->npend == 0)
+        f->dirty_end = 0;
+    if (out != NULL) {
+        if (!committed && (rc = dfs_getattr(f->fs, cred_of(f), f->fh, &a)) != 0)
+            return rc;
+        *out = a;
+    }
+    return 0;
+}
+
+int dfs_file_flush(struct dfs_file *f, struct dfs_attr *out)
+{
+    int rc;
+
+    pthread_mutex_lock(&f->mu);
+    rc = flush_locked(f, out);
+    pthread_mutex_unlock(&f->mu);
+    return rc;
+}
+
+int dfs_file_write(struct dfs_file *f, uint64_t off, const void *buf, size_t len)
+{
+    const char *src = buf;
+    size_t bs = f->fs->block_size;
+    bool ignored;
+    int rc = 0;
+
+    if (len > 0 && off + len < off)
+        return CM_E_FBIG;
+    pthread_mutex_lock(&f->mu);
+    if (f->werr != 0) {
+        rc = f->werr;
+        goto out;
+    }
+    f->ralen = 0;
+    while (len > 0) {
+        if (f->wlen > 0 && (off < f->woff || off > f->woff + f->wlen)) {
+            if ((rc = seal_locked(f)) != 0)
+                break;
+        }
+        if (f->wlen == 0)
+            f->woff = off;
+        size_t at = (size_t)(off - f->woff), k = bs - at < len ? bs - at : len;
+        if (at + k > f->wcap) {
+            size_t cap = f->wcap ? f->wcap : 65536;
+            while (cap < at + k)
+                cap *= 2;
+            if (cap > bs)
+                cap = bs;
+            char *nb = realloc(f->wbuf, cap);
+            if (nb == NULL) {
+                rc = CM_E_NOMEM;
+                break;
+            }
+            f->wbuf = nb;
+            f->wcap = cap;
+        }
+        memcpy(f->wbuf + at, src, k);
+        if (at + k > f->wlen)
+            f->wlen = at + k;
+        src += k;
+        off += k;
+        len -= k;
+        if (off > f->dirty_end)
+            f->dirty_end = off;
+        if (f->wlen == bs && (rc = seal_locked(f)) != 0)
+            break;
+        if (f->npend >= COMMIT_MAX) {
+            struct dfs_attr a;
+            if ((rc = commit_locked(f, &a, &ignored)) != 0)
+                break;
+        }
+    }
+    if (rc != 0) {
+        /* What was written cannot be stored: the flush and close report it. */
+        drop_writes(f);
+        f->werr = rc;
+    }
+out:
+    pthread_mutex_unlock(&f->mu);
+    return rc;
+}
+
+/* ---- reading ---- */
+
+static int parse_extent(const cJSON *e, struct ext *x)
+{
+    const cJSON *b, *addrs, *a;
+
+    memset(x, 0, sizeof(*x));
+    if (cm_json_get_u64(e, FSF_OFF, &x->off) != 0 || cm_json_get_u64(e, FSF_LEN, &x->len) != 0 ||
+        cm_json_get_u64(e, FSF_BLOCK_OFF, &x->block_off) != 0 ||
+        cm_json_get_object(e, FSF_BLOCK, &b) != 0 || cm_json_get_u64(b, FSF_ID, &x->id) != 0 ||
+        cm_json_get_array(b, FSF_ADDRS, &addrs) != 0)
+        return CM_E_PROTO;
+    cJSON_ArrayForEach(a, addrs)
+    {
+        if (cJSON_IsString(a) && a->valuestring[0] != '\0' && x->naddr < DFS_MAX_REPLICAS &&
+            strlen(a->valuestring) < ADDR_MAX)
+            snprintf(x->addrs[x->naddr++], ADDR_MAX, "%s", a->valuestring);
+    }
+    return 0;
+}
+
+/* Lists the extents of [off, off + len) (at least), and the file's size. */
+static int list_extents(struct dfs_file *f, uint64_t off, uint64_t len)
+{
+    struct dfs_req b;
+    const cJSON *arr, *e;
+    bool more = false;
+    cJSON *ans;
+    size_t n = 0;
+    int rc;
+
+    if (len < EXT_WINDOW)
+        len = EXT_WINDOW;
+    if (off + len < off)
+        len = UINT64_MAX - off;
+    dreq_init(&b);
+    dreq_fh(&b, FSF_INO, FSF_GEN, f->fh);
+    dreq_u64(&b, FSF_OFF, off);
+    dreq_u64(&b, FSF_LEN, len);
+    dreq_u64(&b, FSF_MAX, EXT_MAX);
+    if ((rc = dfs__read(f->fs, FSP_BLOCKS, &b, cred_of(f), &ans)) != 0)
+        return rc;
+    if (cm_json_get_u64(ans, FSF_SIZE, &f->size) != 0 ||
+        cm_json_get_array(ans, FSF_EXTENTS, &arr) != 0 ||
+        cm_json_opt_bool(ans, FSF_MORE, &more) != 0) {
+        rc = CM_E_PROTO;
+        goto out;
+    }
+    f->size_known = true;
+    size_t count = (size_t)cJSON_GetArraySize(arr);
+    if (count > f->capext) {
+        struct ext *v = realloc(f->ext, count * sizeof(*v));
+        if (v == NULL) {
+            rc = CM_E_NOMEM;
+            goto out;
+        }
+        f->ext = v;
+        f->capext = count;
+    }
+    cJSON_ArrayForEach(e, arr)
+    {
+        if (n >= count || (rc = parse_extent(e, &f->ext[n])) != 0) {
+            rc = rc ? rc : CM_E_PROTO;
+            goto out;
+        }
+        n++;
+    }
+    f->next = n;
+    f->ext_from = off;
+    f->ext_to = more && n > 0 ? f->ext[n - 1].off + f->ext[n - 1].len : off + len;
+    if (f->ext_to <= off) { /* "more" without progress: never loop */
+        rc = CM_E_PROTO;
+        goto out;
+    }
+    f->ext_valid = true;
+out:
+    if (rc != 0)
+        f->ext_valid = false;
+    cJSON_Delete(ans);
+    return rc;
+}
+
+struct sink {
+    char *dst;
+    size_t cap, got;
+};
+
+static int sink_write(void *ctx, const char *buf, size_t len)
+{
+    struct sink *s = ctx;
+
+    if (len > s->cap - s->got)
+        return CM_E_PROTO;
+    memcpy(s->dst + s->got, buf, len);
+    s->got += len;
+    return 0;
+}
+
+/* Bytes [boff, boff + len) of an extent's block into dst, from the first replica that serves
+ * them whole. */
+static int read_block_range(struct dfs *fs, const struct ext *x, uint64_t boff, size_t len,
+                            char *dst)
+{
+    char url[ADDR_MAX + 64], range[48];
+    int rc = CM_E_UNAVAILABLE;
+
+    snprintf(range, sizeof(range), "%" PRIu64 "-%" PRIu64, boff, boff + len - 1);
+    for (unsigned i = 0; i < x->naddr; i++) {
+        struct sink s = {dst, len, 0};
+        struct cm_http_call call = {0};
+        snprintf(url, sizeof(url), "http://%s" CSP_BLOCKS "%016" PRIx64, x->addrs[i], x->id);
+        call.method = "GET";
+        call.url = url;
+        call.range = range;
+        call.download = sink_write;
+        call.download_ctx = &s;
+        call.timeout_ms = fs->data_timeout_ms;
+        rc = cm_http_call(fs->data, &call, NULL);
+        if (rc == 0 && s.got != len)
+            rc = CM_E_PROTO;
+        if (rc == 0) {
+            pthread_mutex_lock(&fs->mu);
+            fs->stats.reads++;
+            fs->stats.bytes_read += len;
+            if (i > 0)
+                fs->stats.read_fallbacks++;
+            pthread_mutex_unlock(&fs->mu);
+            return 0;
+        }
+        LOG_WARN("data: block %016" PRIx64 " range %s from %s: %s%s", x->id, range, x->addrs[i],
+                 cm_errname(rc), i + 1 < x->naddr ? "; trying the next replica" : "");
+    }
+    if (x->naddr == 0)
+        LOG_WARN("data: block %016" PRIx64 " has no known replica", x->id);
+    return rc == CM_E_NOMEM ? rc : CM_E_IO;
+}
+
+/* File bytes [off, off + len) into dst (zeros where no extent is). */
+static int fetch(struct dfs_file *f, uint64_t off, size_t len, char *dst)
+{
+    uint64_t pos = off, end = off + len;
+    int rc;
+
+    memset(dst, 0, len);
+    while (pos < end) {
+        if (!f->ext_valid || pos < f->ext_from || pos >= f->ext_to)
+            if ((rc = list_extents(f, pos, end - pos)) != 0)
+                return rc;
+        uint64_t upto = end < f->ext_to ? end : f->ext_to;
+        for (size_t i = 0; i < f->next; i++) {
+            const struct ext *x = &f->ext[i];
+            uint64_t a = x->off > pos ? x->off : pos, b = x->off + x->len;
+            if (b > upto)
+                b = upto;
+            if (a >= b)
+                continue;
+            rc = read_block_range(f->fs, x, x->block_off + (a - x->off), (size_t)(b - a),
+                                  dst + (a - off));
+            if (rc != 0)
+                return rc;
+        }
+        pos = upto;
+    }
+    return 0;
+}
+
+int dfs_file_read(struct dfs_file *f, uint64_t off, size_t len, void *buf, size_t *got)
+{
+    int rc = 0;
+
+    *got = 0;
+    pthread_mutex_lock(&f->mu);
+    /* Own writes first: what this file buffered is committed, then read like any other data. */
+    if (f->wlen > 0 || f->npend > 0 || f->werr != 0)
+        if ((rc = flush_locked(f, NULL)) != 0)
+            goto out;
+    if (!f->size_known && (rc = list_extents(f, off, len)) != 0)
+        goto out;
+    if (off >= f->size || len == 0)
+        goto out;
+    if (len > f->size - off)
+        len = (size_t)(f->size - off);
+    if (f->ralen > 0 && off >= f->raoff && off + len <= f->raoff + f->ralen) {
+        memcpy(buf, f->ra + (off - f->raoff), len);
+        *got = len;
+        goto out;
+    }
+    size_t win = len > READAHEAD ? len : READAHEAD;
+    if (win > f->size - off)
+        win = (size_t)(f->size - off);
+    if (win > f->racap) {
+        char *nb = realloc(f->ra, win);
+        if (nb == NULL) {
+            rc = CM_E_NOMEM;
+            goto out;
+        }
+        f->ra = nb;
+        f->racap = win;
+    }
+    f->ralen = 0;
+    if ((rc = fetch(f, off, win, f->ra)) != 0)
+        goto out;
+    f->raoff = off;
+    f->ralen = win;
+    memcpy(buf, f->ra, len);
+    *got = len;
+out:
+    pthread_mutex_unlock(&f->mu);
+    return rc;
+}

@@ -1,0 +1,57 @@
+/* The mount daemon's state: the libdfs handle, mount options, and the table of inodes the kernel
+ * knows (lookup counts, open files). Speaks to the cluster only through libdfs (client/dfs.h). */
+#ifndef DFS_FUSE_DFS_FUSE_H
+#define DFS_FUSE_DFS_FUSE_H
+
+#define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 12)
+
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uthash.h>
+
+#include "client/dfs.h"
+
+/* An inode the kernel holds (nlookup > 0) or has open (nopen > 0). */
+struct node {
+    uint64_t ino, gen;
+    uint64_t nlookup;
+    unsigned nopen;
+    struct dfs_file *file; /* while nopen > 0: shared by every open handle of this mount */
+    /* Unlinked while open: the name it was hidden under until its last close. */
+    char *hidden_name;
+    struct dfs_fh hidden_parent;
+    UT_hash_handle hh;
+};
+
+struct fz_options {
+    const char *masters;
+    const char *secret_file;
+    const char *log_level;
+    double attr_timeout, entry_timeout;
+    unsigned block_size, replication, op_timeout_s;
+};
+
+struct fz {
+    struct dfs *fs;
+    struct fz_options opt;
+    pthread_mutex_t mu; /* guards the table and every node */
+    struct node *nodes; /* uthash by ino */
+    unsigned open_nodes; /* nodes with nopen > 0 */
+};
+
+/* The lowlevel operations (ops.c). */
+extern const struct fuse_lowlevel_ops fz_ops;
+
+/* ---- the node table (nodes.c); callers hold fz->mu ---- */
+struct node *fz_node_get(struct fz *z, uint64_t ino);
+/* The node for (ino, gen), created when missing (a new generation replaces the old one's). NULL:
+ * out of memory. */
+struct node *fz_node_ref(struct fz *z, uint64_t ino, uint64_t gen);
+/* Drops the node when nothing holds it any more. */
+void fz_node_maybe_free(struct fz *z, struct node *n);
+/* Frees every node (at unmount; open files are flushed first by the caller). */
+void fz_nodes_free(struct fz *z);
+
+#endif
