@@ -2,10 +2,9 @@
  *
  * Writing: bytes go into one buffer of at most a block; a full buffer (or a write elsewhere in the
  * file) becomes a block: a fresh id from a batch reserved with alloc-blocks, chunkservers from
- * /v1/fs/place (waiting a little while the masters know none, as just after a failover), one PUT
- * to the first with the rest named as its pipeline. The answer says which members hold the block
- * durably; when some failed, the block is sent again from memory to other chunkservers until it
- * has its copies or no other chunkserver is left (pipeline recovery). Stored
+ * /v1/fs/place, one PUT to the first with the rest named as its pipeline. The answer says which
+ * members hold the block durably; when some failed, the block is sent again from memory to other
+ * chunkservers until it has its copies or no other chunkserver is left (pipeline recovery). Stored
  * blocks wait in a list and are committed, runs of adjacent ones in one commit each, at flush.
  *
  * Reading: the extents of a window of the file come from /v1/fs/blocks (cached until invalidated
@@ -15,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "client/dfs.h"
 #include "client/dfs_internal.h"
@@ -28,7 +26,6 @@
 #define IDS_BATCH       64                /* block ids reserved per alloc-blocks */
 #define COMMIT_MAX      4096              /* blocks per commit (the masters' limit) */
 #define PUT_ATTEMPTS    6                 /* stores of one block before giving up */
-#define PLACE_WAIT_MS   10000             /* wait for the masters to know a chunkserver */
 #define READAHEAD       (4u * 1024 * 1024) /* bytes fetched past a read that misses */
 #define EXT_WINDOW      (256ull << 20)    /* file bytes whose extents one listing asks for */
 #define EXT_MAX         1024              /* extents per listing */
@@ -351,34 +348,6 @@ static int put_once(struct dfs *fs, uint64_t id, const void *data, uint32_t len,
     return 0;
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* place(), waiting up to PLACE_WAIT_MS while the masters know no live chunkserver with space:
- * a leader fresh from an election knows none until their heartbeats reach it. */
-static int place_wait(struct dfs *fs, unsigned count, struct target *out, unsigned *n)
-{
-    uint64_t start = now_ms();
-    long pause_ms = 20;
-    int rc;
-
-    while ((rc = place(fs, count, out, n)) == CM_E_NOSPC && now_ms() < start + PLACE_WAIT_MS) {
-        struct timespec ts = {0, pause_ms * 1000000L};
-        nanosleep(&ts, NULL);
-        if (pause_ms < 500)
-            pause_ms *= 2;
-    }
-    if (pause_ms > 20)
-        LOG_INFO("data: waited %" PRIu64 " ms for the masters to place a block: %s",
-                 now_ms() - start, rc == 0 ? "placed" : cm_errname(rc));
-    return rc;
-}
-
 /* Stores data as a new block on up to fs->replication chunkservers. */
 static int put_block(struct dfs *fs, const void *data, uint32_t len, struct pend_block *out)
 {
@@ -394,10 +363,7 @@ static int put_block(struct dfs *fs, const void *data, uint32_t len, struct pend
         return rc;
     for (int attempt = 0; attempt < PUT_ATTEMPTS && p.nholders < fs->replication; attempt++) {
         unsigned want = fs->replication + p.nholders + p.nfailed;
-        if (p.nholders == 0)
-            rc = place_wait(fs, want < 16 ? want : 16, placed, &nplaced);
-        else
-            rc = place(fs, want < 16 ? want : 16, placed, &nplaced);
+        rc = place(fs, want < 16 ? want : 16, placed, &nplaced);
         if (rc != 0) {
             last = rc;
             break;

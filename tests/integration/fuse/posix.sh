@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# POSIX behaviour of a dfs mount through ordinary tools. Run by test_fuse with MNT set to the
-# mountpoint; exits non-zero (naming the check) at the first difference.
+# POSIX behaviour through ordinary tools, with the answers a local filesystem gives: test_fuse runs
+# it on a dfs mount and on a local directory (MNT), SRC naming a tree to copy. Exits non-zero,
+# naming the check, at the first difference.
 set -euo pipefail
 cd "$MNT"
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -40,6 +41,26 @@ printf 'abc' >&3
 check abc cat w
 check 3 stat -c %s w
 exec 3>&-
+
+# O_APPEND from two processes: every line whole, none lost
+(for i in $(seq 300); do echo "a$i"; done >> app) &
+(for i in $(seq 300); do echo "b$i"; done >> app) &
+wait
+check 600 sh -c 'wc -l < app'
+check 300 sh -c 'grep -c "^a[0-9]*$" app'
+check 300 sh -c 'grep -c "^b[0-9]*$" app'
+
+# timestamps: a write moves mtime and ctime, chmod only ctime, a new name the directory's mtime
+touch -d '2001-01-01 UTC' app
+printf 'more' >> app
+[ "$(stat -c %Y app)" -gt 978307200 ] || fail "a write did not update mtime"
+touch -d '2001-01-01 UTC' app
+c0=$(stat -c %Z app)
+chmod 600 app
+check 978307200 stat -c %Y app
+[ "$(stat -c %Z app)" -ge "$c0" ] || fail "chmod moved ctime back"
+mkdir tdir && touch -d '2001-01-01 UTC' tdir && touch tdir/new
+[ "$(stat -c %Y tdir)" -gt 978307200 ] || fail "a new name did not update the directory's mtime"
 
 # directories, rename in its forms
 mkdir -p d1/d2/d3
@@ -115,6 +136,9 @@ cp -r "$SRC" tree
 diff -r "$SRC" tree || fail "cp -r copy differs"
 tar cf - -C "$SRC" . | (mkdir untar && tar xf - -C untar)
 diff -r "$SRC" untar || fail "tar copy differs"
+rsync -a "$SRC"/ rs/
+diff -r "$SRC" rs || fail "rsync -a copy differs"
+rsync -a rs/ "$MNT/rs2/" && diff -r rs rs2 || fail "second rsync differs"
 git init -q repo
 (cd repo && cp -r "$SRC" src && git add -A && git -c user.name=t -c user.email=t@t commit -qm one &&
     git mv src moved && git -c user.name=t -c user.email=t@t commit -qm two && git fsck --no-progress 2>&1 >/dev/null) ||

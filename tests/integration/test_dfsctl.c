@@ -1,0 +1,447 @@
+/* dfsctl, the real binary, against 3 dfs-master and 3 dfs-chunkserver processes with 1 MiB
+ * blocks: byte-identical put/get round trips (0 B, 1 B, block size +-1, ~30 MiB), a tree of 200
+ * files with put -r / get / ls -R, the namespace commands, df, du, fsck, cluster status, a clear
+ * failure against a wrong master list, and a put that survives a kill -9 of the leader. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cluster.h"
+#include "common/json.h"
+
+#define BS       (1u << 20)
+#define BIG      (30u * 1024 * 1024 + 12345)
+#define T_LEADER 10000
+#define T_CS     20000
+
+struct env {
+    struct tc_cluster *c;
+    char masters[256], admin[256];
+    int runs;
+};
+
+/* ---- running dfsctl ---- */
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    cr_assert_not_null(buf);
+    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = 0;
+    fclose(f);
+    if (len != NULL)
+        *len = (size_t)n;
+    return buf;
+}
+
+/* Starts dfsctl with args (NULL-terminated); with defaults the test cluster's --masters,
+ * --admin, --block-size 1M and --timeout 30 come first. stdout and stderr go to files. */
+static pid_t spawn(struct env *e, bool defaults, const char *const *args, char *out_path,
+                   char *err_path)
+{
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = DFSCTL_BIN;
+    if (defaults) {
+        const char *d[] = {"--masters",    e->masters, "--admin",   e->admin,
+                           "--block-size", "1M",       "--timeout", "30"};
+        for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++)
+            argv[n++] = d[i];
+    }
+    for (int i = 0; args[i] != NULL; i++) {
+        cr_assert_lt(n, 62);
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    e->runs++;
+    snprintf(out_path, 256, "%s/ctl%d.out", e->c->root, e->runs);
+    snprintf(err_path, 256, "%s/ctl%d.err", e->c->root, e->runs);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int er = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (o < 0 || er < 0 || dup2(o, 1) < 0 || dup2(er, 2) < 0)
+            _exit(126);
+        execv(DFSCTL_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* The exit code; stdout and stderr (may be NULL) malloc'd. Fails on a sanitizer report. */
+static int finish_run(pid_t pid, const char *out_path, const char *err_path, char **out, char **err)
+{
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    char *o = slurp(out_path, NULL), *er = slurp(err_path, NULL);
+    cr_assert_null(strstr(er, "Sanitizer"), "dfsctl: %s", er);
+    cr_assert_null(strstr(er, "runtime error:"), "dfsctl: %s", er);
+    cr_assert(WIFEXITED(st), "dfsctl died: %s", er);
+    if (out != NULL)
+        *out = o;
+    else
+        free(o);
+    if (err != NULL)
+        *err = er;
+    else
+        free(er);
+    return WEXITSTATUS(st);
+}
+
+static int run_args(struct env *e, bool defaults, char **out, char **err, const char *const *args)
+{
+    char op[256], ep[256];
+    pid_t pid = spawn(e, defaults, args, op, ep);
+    return finish_run(pid, op, ep, out, err);
+}
+
+#define CTL(e, out, err, ...)                                                                      \
+    run_args((e), true, (out), (err), (const char *const[]){__VA_ARGS__, NULL})
+
+/* Runs dfsctl and asserts it succeeded; returns its stdout (caller frees). */
+static char *ok(struct env *e, const char *const *args)
+{
+    char *out, *err;
+    int rc = run_args(e, true, &out, &err, args);
+    cr_assert_eq(rc, 0, "dfsctl %s %s failed (%d): %s", args[0], args[1] ? args[1] : "", rc, err);
+    free(err);
+    return out;
+}
+#define OK(e, ...) ok((e), (const char *const[]){__VA_ARGS__, NULL})
+
+/* ---- local files ---- */
+
+static void write_random(const char *path, size_t size, uint64_t seed)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+    char buf[65536];
+    while (size > 0) {
+        size_t n = size < sizeof(buf) ? size : sizeof(buf);
+        for (size_t i = 0; i < n; i += 8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            memcpy(buf + i, &x, n - i < 8 ? n - i : 8);
+        }
+        cr_assert_eq(fwrite(buf, 1, n, f), n);
+        size -= n;
+    }
+    cr_assert_eq(fclose(f), 0);
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    cr_assert_eq(fclose(f), 0);
+}
+
+static void assert_same(const char *a, const char *b)
+{
+    size_t la, lb;
+    char *x = slurp(a, &la), *y = slurp(b, &lb);
+    cr_assert_eq(la, lb, "%s has %zu bytes, %s %zu", a, la, b, lb);
+    cr_assert(memcmp(x, y, la) == 0, "%s and %s differ", a, b);
+    free(x);
+    free(y);
+}
+
+/* ---- the cluster ---- */
+
+static uint64_t leader_u64(struct tc_cluster *c, int leader, const char *obj, const char *field)
+{
+    cJSON *st = tc_status(c, leader);
+    uint64_t v = 0;
+    const cJSON *o = st;
+    if (st != NULL && obj != NULL)
+        o = cJSON_GetObjectItemCaseSensitive(st, obj);
+    if (o != NULL)
+        cm_json_get_u64(o, field, &v);
+    cJSON_Delete(st);
+    return v;
+}
+
+static int live_chunkservers(struct tc_cluster *c, int leader)
+{
+    cJSON *st = tc_status(c, leader);
+    int n = 0;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(st, "chunkservers")) n +=
+        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "alive"));
+    cJSON_Delete(st);
+    return n;
+}
+
+static struct env *start(void)
+{
+    struct env *e = calloc(1, sizeof(*e));
+    cr_assert_not_null(e);
+    e->c = calloc(1, sizeof(*e->c));
+    cr_assert_not_null(e->c);
+    tc_init(e->c, 3, NULL);
+    tc_start_all(e->c);
+    for (int k = 0; k < 3; k++)
+        tc_cs_start(e->c, k, 0, "--block-size 1M");
+    size_t lm = 0, la = 0;
+    for (int i = 0; i < 3; i++) {
+        lm += (size_t)snprintf(e->masters + lm, sizeof(e->masters) - lm, "%s127.0.0.1:%u",
+                               i ? "," : "", e->c->m[i].client_port);
+        la += (size_t)snprintf(e->admin + la, sizeof(e->admin) - la, "%shttp://127.0.0.1:%u",
+                               i ? "," : "", e->c->m[i].http_port);
+    }
+    int leader = tc_wait_leader(e->c, T_LEADER);
+    cr_assert_geq(leader, 0);
+    uint64_t t0 = tc_now_ms();
+    while (live_chunkservers(e->c, leader) < 3) {
+        cr_assert_lt(tc_now_ms() - t0, T_CS, "3 chunkservers did not register");
+        usleep(20000);
+        leader = tc_wait_leader(e->c, T_LEADER);
+    }
+    return e;
+}
+
+static void stop(struct env *e)
+{
+    tc_destroy(e->c);
+    free(e->c);
+    free(e);
+}
+
+static size_t count_lines(const char *s, const char *line)
+{
+    size_t n = 0, l = strlen(line);
+    for (const char *p = s; (p = strstr(p, line)) != NULL; p += l)
+        if ((p == s || p[-1] == '\n') && (p[l] == '\n' || p[l] == 0))
+            n++;
+    return n;
+}
+
+Test(dfsctl, files_trees_namespace_and_status, .timeout = 150)
+{
+    struct env *e = start();
+    const char *root = e->c->root;
+    char lp[512], gp[512], dp[256], *out, *err;
+
+    /* put/get round trips, byte-identical */
+    const size_t sizes[] = {0, 1, BS - 1, BS, BS + 1, BIG};
+    OK(e, "mkdir", "/rt");
+    uint64_t total = 0;
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        snprintf(lp, sizeof(lp), "%s/f%zu", root, i);
+        snprintf(gp, sizeof(gp), "%s/f%zu.back", root, i);
+        snprintf(dp, sizeof(dp), "/rt/f%zu", i);
+        write_random(lp, sizes[i], i + 1);
+        free(OK(e, "put", lp, dp));
+        free(OK(e, "get", dp, gp));
+        assert_same(lp, gp);
+        total += sizes[i];
+    }
+    /* put into a directory keeps the name; cat writes the bytes */
+    snprintf(lp, sizeof(lp), "%s/f1", root);
+    free(OK(e, "put", lp, "/"));
+    out = OK(e, "cat", "/f1");
+    snprintf(gp, sizeof(gp), "%s/f1", root);
+    char *one = slurp(gp, NULL);
+    cr_assert_eq(out[0], one[0]);
+    free(one);
+    free(out);
+
+    /* du and fsck over the round-trip files */
+    out = OK(e, "du", "-s", "/rt");
+    char want[64];
+    snprintf(want, sizeof(want), "%llu\t/rt\n", (unsigned long long)total);
+    cr_assert_str_eq(out, want);
+    free(out);
+    out = OK(e, "fsck", "/rt");
+    cr_assert_not_null(strstr(out, "Status: HEALTHY"), "%s", out);
+    free(out);
+
+    /* put -r of a tree of 200 small files, get it back, ls -R */
+    char tree[300], back[300];
+    snprintf(tree, sizeof(tree), "%s/tree", root);
+    cr_assert_eq(mkdir(tree, 0755), 0);
+    for (int d = 0; d < 10; d++) {
+        snprintf(lp, sizeof(lp), "%s/d%d", tree, d);
+        cr_assert_eq(mkdir(lp, 0755), 0);
+        for (int f = 0; f < 20; f++) {
+            char text[64];
+            snprintf(lp, sizeof(lp), "%s/d%d/file%03d", tree, d, f);
+            snprintf(text, sizeof(text), "dir %d file %d\n", d, f);
+            write_text(lp, text);
+        }
+    }
+    free(OK(e, "put", "-r", tree, "/"));
+    snprintf(back, sizeof(back), "%s/tree.back", root);
+    free(OK(e, "get", "/tree", back));
+    for (int d = 0; d < 10; d++)
+        for (int f = 0; f < 20; f++) {
+            snprintf(lp, sizeof(lp), "%s/d%d/file%03d", tree, d, f);
+            snprintf(gp, sizeof(gp), "%s/d%d/file%03d", back, d, f);
+            assert_same(lp, gp);
+        }
+    out = OK(e, "ls", "-R", "/tree");
+    cr_assert_eq(count_lines(out, "/tree:"), 1, "%s", out);
+    for (int d = 0; d < 10; d++) {
+        char hdr[32], name[32];
+        snprintf(hdr, sizeof(hdr), "/tree/d%d:", d);
+        snprintf(name, sizeof(name), "d%d", d);
+        cr_assert_eq(count_lines(out, hdr), 1, "%s missing", hdr);
+        cr_assert_eq(count_lines(out, name), 1);
+    }
+    size_t files = 0;
+    for (int f = 0; f < 20; f++) {
+        char name[32];
+        snprintf(name, sizeof(name), "file%03d", f);
+        files += count_lines(out, name);
+    }
+    cr_assert_eq(files, 200, "ls -R listed %zu files", files);
+    free(out);
+    out = OK(e, "--json", "ls", "-R", "/tree");
+    cJSON *j = NULL;
+    cr_assert_eq(cm_json_parse(out, strlen(out), &j), 0);
+    cr_assert_eq(cJSON_GetArraySize(j), 210);
+    cJSON_Delete(j);
+    free(out);
+
+    /* mkdir -p, mv, ln -s, stat, rm -r */
+    free(OK(e, "mkdir", "-p", "/a/b/c"));
+    free(OK(e, "mkdir", "-p", "/a/b/c"));
+    cr_assert_eq(CTL(e, NULL, &err, "mkdir", "/a"), 1);
+    cr_assert_str_eq(err, "dfsctl: mkdir /a: already exists\n");
+    free(err);
+    free(OK(e, "mv", "/rt/f2", "/a/b/c"));
+    free(OK(e, "mv", "/a/b/c/f2", "/a/b/moved"));
+    cr_assert_eq(CTL(e, NULL, &err, "stat", "/rt/f2"), 1);
+    cr_assert_str_eq(err, "dfsctl: stat /rt/f2: no such file, directory or object\n");
+    free(err);
+    out = OK(e, "--json", "stat", "/a/b/moved");
+    cr_assert_eq(cm_json_parse(out, strlen(out), &j), 0);
+    uint64_t size = 0;
+    cr_assert_eq(cm_json_get_u64(j, "size", &size), 0);
+    cr_assert_eq(size, BS - 1);
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "type")->valuestring, "file");
+    cJSON_Delete(j);
+    free(out);
+    free(OK(e, "ln", "-s", "/a/b/moved", "/lnk"));
+    out = OK(e, "--json", "stat", "/lnk");
+    cr_assert_eq(cm_json_parse(out, strlen(out), &j), 0);
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "type")->valuestring, "symlink");
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "target")->valuestring, "/a/b/moved");
+    cJSON_Delete(j);
+    free(out);
+    snprintf(gp, sizeof(gp), "%s/via-link", root);
+    free(OK(e, "get", "/lnk", gp));
+    snprintf(lp, sizeof(lp), "%s/f2", root);
+    assert_same(lp, gp);
+    out = OK(e, "stat", "/a/b/c");
+    cr_assert_not_null(strstr(out, "Type: directory"), "%s", out);
+    free(out);
+    cr_assert_eq(CTL(e, NULL, &err, "rm", "/tree"), 1);
+    cr_assert_not_null(strstr(err, "is a directory"), "%s", err);
+    free(err);
+    free(OK(e, "rm", "-r", "/tree"));
+    out = OK(e, "ls", "/");
+    cr_assert_eq(count_lines(out, "tree"), 0, "%s", out);
+    cr_assert_eq(count_lines(out, "a"), 1, "%s", out);
+    cr_assert_eq(count_lines(out, "lnk"), 1, "%s", out);
+    free(out);
+
+    /* df */
+    out = OK(e, "--json", "df");
+    cr_assert_eq(cm_json_parse(out, strlen(out), &j), 0);
+    uint64_t live = 0, cap = 0, nfiles = 0;
+    cr_assert_eq(cm_json_get_u64(j, "chunkservers_live", &live), 0);
+    cr_assert_eq(cm_json_get_u64(j, "capacity_bytes", &cap), 0);
+    cr_assert_eq(cm_json_get_u64(j, "files", &nfiles), 0);
+    cr_assert_eq(live, 3);
+    cr_assert_gt(cap, 0);
+    cr_assert_eq(nfiles, 7, "files: 6 round trips + /f1, got %llu", (unsigned long long)nfiles);
+    cJSON_Delete(j);
+    free(out);
+    free(OK(e, "df"));
+
+    /* cluster status: 3 masters, one leader, 3 chunkservers */
+    out = OK(e, "cluster", "status");
+    cr_assert_not_null(strstr(out, "LEADER"), "%s", out);
+    cr_assert_null(strstr(strstr(out, "LEADER") + 6, "LEADER"), "%s", out);
+    free(out);
+    out = OK(e, "--json", "cluster", "status");
+    cr_assert_eq(cm_json_parse(out, strlen(out), &j), 0);
+    const cJSON *ms = cJSON_GetObjectItem(j, "masters"), *x;
+    cr_assert_eq(cJSON_GetArraySize(ms), 3, "%s", out);
+    int leaders = 0, followers = 0;
+    cJSON_ArrayForEach(x, ms)
+    {
+        const char *role = cJSON_GetObjectItem(x, "role")->valuestring;
+        leaders += strcmp(role, "LEADER") == 0;
+        followers += strcmp(role, "FOLLOWER") == 0;
+    }
+    cr_assert_eq(leaders, 1, "%s", out);
+    cr_assert_eq(followers, 2, "%s", out);
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(j, "chunkservers")), 3, "%s", out);
+    cJSON_Delete(j);
+    free(out);
+
+    /* a wrong master list: one clear line and exit 1 within the timeout */
+    uint64_t t0 = tc_now_ms();
+    int rc = run_args(
+        e, false, NULL, &err,
+        (const char *const[]){"--masters", "127.0.0.1:1", "--timeout", "3", "ls", "/", NULL});
+    uint64_t took = tc_now_ms() - t0;
+    cr_assert_eq(rc, 1);
+    cr_assert_str_eq(err, "dfsctl: ls /: no master could be reached (masters: 127.0.0.1:1)\n");
+    cr_assert_lt(took, 6000, "took %llu ms", (unsigned long long)took);
+    free(err);
+    /* usage errors exit 2 */
+    cr_assert_eq(CTL(e, NULL, NULL, "ls", "-z"), 2);
+    cr_assert_eq(CTL(e, NULL, NULL, "frobnicate"), 2);
+    cr_assert_eq(CTL(e, NULL, NULL, "mv", "/a"), 2);
+    stop(e);
+}
+
+Test(dfsctl, put_survives_leader_kill, .timeout = 150)
+{
+    struct env *e = start();
+    char lp[300], gp[300], op[256], ep[256];
+    snprintf(lp, sizeof(lp), "%s/big", e->c->root);
+    snprintf(gp, sizeof(gp), "%s/big.back", e->c->root);
+    write_random(lp, BIG, 77);
+    int leader = tc_wait_leader(e->c, T_LEADER);
+    cr_assert_geq(leader, 0);
+    uint64_t base = leader_u64(e->c, leader, "namespace", "blocks_allocated");
+
+    pid_t put = spawn(e, true, (const char *const[]){"put", lp, "/big", NULL}, op, ep);
+    /* The put has started storing blocks once it reserved block ids at the leader. */
+    uint64_t t0 = tc_now_ms();
+    while (leader_u64(e->c, leader, "namespace", "blocks_allocated") == base) {
+        cr_assert_eq(waitpid(put, NULL, WNOHANG), 0, "the put ended before it allocated");
+        cr_assert_lt(tc_now_ms() - t0, 20000, "the put allocated no block");
+        usleep(2000);
+    }
+    cr_assert_eq(waitpid(put, NULL, WNOHANG), 0, "the put ended before the kill");
+    tc_kill(e->c, leader);
+    char *err;
+    int rc = finish_run(put, op, ep, NULL, &err);
+    cr_assert_eq(rc, 0, "put across the leader kill failed: %s", err);
+    free(err);
+    cr_assert_geq(tc_wait_leader(e->c, T_LEADER), 0);
+    free(OK(e, "get", "/big", gp));
+    assert_same(lp, gp);
+    stop(e);
+}
