@@ -1,6 +1,8 @@
 # The README's commands. `make run` starts a local cluster mounted at ./mnt; `make test` runs
 # every test in the sanitizer build.
 JOBS ?= $(shell nproc)
+# cmake --build runs make again: no "Entering directory" lines from it.
+MAKEFLAGS += --no-print-directory
 RELEASE := build/release
 ASAN := build/asan
 
