@@ -1390,21 +1390,36 @@ static void fetch_status(struct ctl *c, struct mnode *m)
     cm_http_response_clear(&r);
 }
 
+/* url as "http://host:port" without trailing slashes, into out. */
+static void url_norm(const char *url, char *out, size_t cap)
+{
+    size_t l = strlen(url);
+    while (l > 0 && url[l - 1] == '/')
+        l--;
+    snprintf(out, cap, "%s%.*s", strncmp(url, "http://", 7) == 0 ? "" : "http://", (int)l, url);
+}
+
+/* Adds the master at url (id 0: not known yet) unless it is there; a known id is noted on an
+ * entry of the same URL, so that an unreachable master given by URL shows its id. */
 static struct mnode *cview_add(struct cview *v, uint64_t id, const char *url)
 {
-    for (size_t i = 0; i < v->n; i++)
-        if ((id != 0 && v->m[i].id == id) || strcmp(v->m[i].url, url) == 0)
+    char norm[URL_MAX];
+    url_norm(url, norm, sizeof(norm));
+    for (size_t i = 0; i < v->n; i++) {
+        if (id != 0 && v->m[i].id == id)
             return NULL;
+        if (strcmp(v->m[i].url, norm) == 0) {
+            if (v->m[i].id == 0 && v->m[i].st == NULL)
+                v->m[i].id = id;
+            return NULL;
+        }
+    }
     if (v->n == MAX_MASTERS)
         return NULL;
     struct mnode *m = &v->m[v->n++];
     memset(m, 0, sizeof(*m));
     m->id = id;
-    size_t l = strlen(url);
-    while (l > 0 && url[l - 1] == '/')
-        l--;
-    snprintf(m->url, sizeof(m->url), "%s%.*s", strncmp(url, "http://", 7) == 0 ? "" : "http://",
-             (int)l, url);
+    memcpy(m->url, norm, sizeof(m->url));
     return m;
 }
 

@@ -1,7 +1,9 @@
-/* dfsctl, the real binary, against 3 dfs-master and 3 dfs-chunkserver processes with 1 MiB
- * blocks: byte-identical put/get round trips (0 B, 1 B, block size +-1, ~30 MiB), a tree of 200
- * files with put -r / get / ls -R, the namespace commands, df, du, fsck, cluster status, a clear
- * failure against a wrong master list, and a put that survives a kill -9 of the leader. */
+/* dfsctl, the real binary, against 3 dfs-master and 3 or 4 dfs-chunkserver processes:
+ * byte-identical put/get round trips (0 B, 1 B, block size +-1, ~30 MiB with 1 MiB blocks; 200 MiB
+ * with 8 MiB blocks), a tree of 200 files with put -r / get / ls -R, the namespace commands, df,
+ * du, fsck, cluster status, a clear failure against a wrong master list; and kill -9 during puts:
+ * of the leader during a 200 MiB put (then cluster status shows the new leader) and during a put -r
+ * of 1,000 files, of a chunkserver in the pipeline (then fsck finds no block missing). */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -14,17 +16,25 @@
 #include <unistd.h>
 
 #include "cluster.h"
+#include "common/crc32c.h"
 #include "common/json.h"
 
 #define BS       (1u << 20)
 #define BIG      (30u * 1024 * 1024 + 12345)
+#define HUGE     (200u * 1024 * 1024 + 4321) /* with 8 MiB blocks: 26 blocks */
+#define HUGE_BS  (8u << 20)
+#define NTREE    1000 /* files of the put -r across a leader kill */
+#define NTREE_D  20   /* in this many directories */
 #define T_LEADER 10000
 #define T_CS     20000
+#define T_PUT    120000 /* a put observed from the test */
+#define CS_ARGS  "--heartbeat-ms 300 --block-size "
 
 struct env {
     struct tc_cluster *c;
     char masters[256], admin[256];
-    int runs;
+    const char *bs; /* dfsctl's --block-size, as the chunkservers' */
+    int ncs, runs;
 };
 
 /* ---- running dfsctl ---- */
@@ -47,7 +57,8 @@ static char *slurp(const char *path, size_t *len)
 }
 
 /* Starts dfsctl with args (NULL-terminated); with defaults the test cluster's --masters,
- * --admin, --block-size 1M and --timeout 30 come first. stdout and stderr go to files. */
+ * --admin, --block-size (the chunkservers') and --timeout 30 come first. stdout and stderr go to
+ * files. */
 static pid_t spawn(struct env *e, bool defaults, const char *const *args, char *out_path,
                    char *err_path)
 {
@@ -56,7 +67,7 @@ static pid_t spawn(struct env *e, bool defaults, const char *const *args, char *
     argv[n++] = DFSCTL_BIN;
     if (defaults) {
         const char *d[] = {"--masters",    e->masters, "--admin",   e->admin,
-                           "--block-size", "1M",       "--timeout", "30"};
+                           "--block-size", e->bs,      "--timeout", "30"};
         for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++)
             argv[n++] = d[i];
     }
@@ -124,8 +135,10 @@ static char *ok(struct env *e, const char *const *args)
 
 /* ---- local files ---- */
 
-static void write_random(const char *path, size_t size, uint64_t seed)
+/* Writes size pseudo-random bytes; returns their CRC32C. */
+static uint32_t write_random(const char *path, size_t size, uint64_t seed)
 {
+    uint32_t crc = 0;
     FILE *f = fopen(path, "wb");
     cr_assert_not_null(f);
     uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
@@ -139,9 +152,38 @@ static void write_random(const char *path, size_t size, uint64_t seed)
             memcpy(buf + i, &x, n - i < 8 ? n - i : 8);
         }
         cr_assert_eq(fwrite(buf, 1, n, f), n);
+        crc = cm_crc32c(crc, buf, n);
         size -= n;
     }
     cr_assert_eq(fclose(f), 0);
+    return crc;
+}
+
+/* The CRC32C and size of a local file. */
+static uint32_t file_crc(const char *path, uint64_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "open %s", path);
+    static char buf[1 << 20];
+    uint32_t crc = 0;
+    size_t n;
+    *size = 0;
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
+        crc = cm_crc32c(crc, buf, n);
+        *size += n;
+    }
+    cr_assert_eq(ferror(f), 0);
+    fclose(f);
+    return crc;
+}
+
+static void assert_crc(const char *path, uint64_t size, uint32_t crc)
+{
+    uint64_t got_size;
+    uint32_t got = file_crc(path, &got_size);
+    cr_assert_eq(got_size, size, "%s has %llu bytes, want %llu", path, (unsigned long long)got_size,
+                 (unsigned long long)size);
+    cr_assert_eq(got, crc, "%s: CRC32C %08x, want %08x", path, got, crc);
 }
 
 static void write_text(const char *path, const char *text)
@@ -188,16 +230,22 @@ static int live_chunkservers(struct tc_cluster *c, int leader)
     return n;
 }
 
-static struct env *start(void)
+/* 3 masters (master_args may be NULL) and ncs chunkservers taking blocks of up to bs, all
+ * registered at the leader. */
+static struct env *start_with(int ncs, const char *bs, const char *master_args)
 {
     struct env *e = calloc(1, sizeof(*e));
     cr_assert_not_null(e);
     e->c = calloc(1, sizeof(*e->c));
     cr_assert_not_null(e->c);
-    tc_init(e->c, 3, NULL);
+    e->bs = bs;
+    e->ncs = ncs;
+    tc_init(e->c, 3, master_args);
     tc_start_all(e->c);
-    for (int k = 0; k < 3; k++)
-        tc_cs_start(e->c, k, 0, "--block-size 1M");
+    char cs_args[64];
+    snprintf(cs_args, sizeof(cs_args), CS_ARGS "%s", bs);
+    for (int k = 0; k < ncs; k++)
+        tc_cs_start(e->c, k, 0, cs_args);
     size_t lm = 0, la = 0;
     for (int i = 0; i < 3; i++) {
         lm += (size_t)snprintf(e->masters + lm, sizeof(e->masters) - lm, "%s127.0.0.1:%u",
@@ -208,12 +256,17 @@ static struct env *start(void)
     int leader = tc_wait_leader(e->c, T_LEADER);
     cr_assert_geq(leader, 0);
     uint64_t t0 = tc_now_ms();
-    while (live_chunkservers(e->c, leader) < 3) {
-        cr_assert_lt(tc_now_ms() - t0, T_CS, "3 chunkservers did not register");
+    while (live_chunkservers(e->c, leader) < ncs) {
+        cr_assert_lt(tc_now_ms() - t0, T_CS, "%d chunkservers did not register", ncs);
         usleep(20000);
         leader = tc_wait_leader(e->c, T_LEADER);
     }
     return e;
+}
+
+static struct env *start(void)
+{
+    return start_with(3, "1M", NULL);
 }
 
 static void stop(struct env *e)
@@ -221,6 +274,14 @@ static void stop(struct env *e)
     tc_destroy(e->c);
     free(e->c);
     free(e);
+}
+
+static size_t count_substr(const char *s, const char *sub)
+{
+    size_t n = 0;
+    for (const char *p = s; (p = strstr(p, sub)) != NULL; p += strlen(sub))
+        n++;
+    return n;
 }
 
 static size_t count_lines(const char *s, const char *line)
@@ -232,7 +293,7 @@ static size_t count_lines(const char *s, const char *line)
     return n;
 }
 
-Test(dfsctl, files_trees_namespace_and_status, .timeout = 150)
+Test(dfsctl, files_trees_namespace_and_status, .timeout = 300)
 {
     struct env *e = start();
     const char *root = e->c->root;
@@ -415,33 +476,318 @@ Test(dfsctl, files_trees_namespace_and_status, .timeout = 150)
     stop(e);
 }
 
-Test(dfsctl, put_survives_leader_kill, .timeout = 150)
+/* ---- kill -9 during puts ---- */
+
+/* GET /status of chunkserver k; NULL when it does not answer. Caller frees. */
+static cJSON *cs_status(struct tc_cluster *c, int k)
 {
-    struct env *e = start();
-    char lp[300], gp[300], op[256], ep[256];
-    snprintf(lp, sizeof(lp), "%s/big", e->c->root);
-    snprintf(gp, sizeof(gp), "%s/big.back", e->c->root);
-    write_random(lp, BIG, 77);
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/status", c->cs[k].port);
+    struct cm_http_response r = {0};
+    cJSON *j = NULL;
+    if (cm_http_get_json(c->http, url, &r) == 0) {
+        j = r.json;
+        r.json = NULL;
+    }
+    cm_http_response_clear(&r);
+    return j;
+}
+
+static uint64_t cs_u64(struct tc_cluster *c, int k, const char *field)
+{
+    cJSON *st = cs_status(c, k);
+    uint64_t v = 0;
+    if (st != NULL)
+        cm_json_get_u64(st, field, &v);
+    cJSON_Delete(st);
+    return v;
+}
+
+/* Block copies the running chunkservers hold together. */
+static uint64_t cs_blocks(struct env *e)
+{
+    uint64_t n = 0;
+    for (int k = 0; k < e->ncs; k++)
+        if (e->c->cs[k].pid != 0)
+            n += cs_u64(e->c, k, "blocks");
+    return n;
+}
+
+static void assert_running(pid_t pid, const char *what)
+{
+    cr_assert_eq(waitpid(pid, NULL, WNOHANG), 0, "dfsctl ended %s", what);
+}
+
+/* Waits until the chunkservers hold n more block copies than base, the put still running. */
+static void wait_stored(struct env *e, pid_t put, uint64_t base, uint64_t n)
+{
+    uint64_t t0 = tc_now_ms();
+    while (cs_blocks(e) < base + n) {
+        assert_running(put, "before the chunkservers stored enough of its blocks");
+        cr_assert_lt(tc_now_ms() - t0, T_PUT, "the put stored fewer than %llu block copies",
+                     (unsigned long long)n);
+        usleep(5000);
+    }
+}
+
+/* The row of the MASTERS table of "cluster status" whose ID column is id, copied to buf. */
+static bool master_row(const char *out, unsigned id, char *buf, size_t cap)
+{
+    char pfx[16];
+    const char *end = strstr(out, "\nCHUNKSERVERS");
+    snprintf(pfx, sizeof(pfx), "%u ", id);
+    for (const char *p = out; p != NULL && (end == NULL || p < end); p = strchr(p, '\n')) {
+        if (*p == '\n')
+            p++;
+        if (strncmp(p, pfx, strlen(pfx)) == 0) {
+            snprintf(buf, cap, "%.*s", (int)strcspn(p, "\n"), p);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* "cluster status" and its --json say master `leader` leads and master `dead` is unreachable. */
+static void assert_cluster_view(struct env *e, int leader, int dead)
+{
+    char row[256];
+    unsigned lid = (unsigned)e->c->m[leader].id, did = (unsigned)e->c->m[dead].id;
+    char *out = OK(e, "cluster", "status");
+    cr_assert(master_row(out, lid, row, sizeof(row)), "no row for master %u: %s", lid, out);
+    cr_assert_not_null(strstr(row, " LEADER "), "master %u is not shown as LEADER: %s", lid, out);
+    cr_assert(master_row(out, did, row, sizeof(row)), "no row for master %u: %s", did, out);
+    cr_assert_not_null(strstr(row, " UNREACHABLE "), "master %u is not shown unreachable: %s", did,
+                       out);
+    const char *masters_end = strstr(out, "\nCHUNKSERVERS");
+    cr_assert_not_null(masters_end, "%s", out);
+    size_t leaders = 0;
+    for (const char *p = out; (p = strstr(p, " LEADER ")) != NULL && p < masters_end; p++)
+        leaders++;
+    cr_assert_eq(leaders, 1, "%s", out);
+    free(out);
+
+    out = OK(e, "--json", "cluster", "status");
+    cJSON *j = NULL;
+    cr_assert_eq(cm_json_parse(out, strlen(out), &j), 0, "%s", out);
+    uint64_t shown = 0;
+    cr_assert_eq(cm_json_get_u64(j, "leader", &shown), 0, "%s", out);
+    cr_assert_eq(shown, lid, "%s", out);
+    const cJSON *ms = cJSON_GetObjectItem(j, "masters"), *x;
+    cr_assert_eq(cJSON_GetArraySize(ms), 3, "%s", out);
+    int nleaders = 0, seen_leader = 0, seen_dead = 0;
+    cJSON_ArrayForEach(x, ms)
+    {
+        uint64_t id = 0;
+        const char *role = cJSON_GetObjectItem(x, "role")->valuestring;
+        cr_assert_eq(cm_json_get_u64(x, "id", &id), 0, "%s", out);
+        bool reachable = cJSON_IsTrue(cJSON_GetObjectItem(x, "reachable"));
+        nleaders += strcmp(role, "LEADER") == 0;
+        if (id == lid) {
+            seen_leader++;
+            cr_assert(reachable, "%s", out);
+            cr_assert_str_eq(role, "LEADER", "%s", out);
+        } else if (id == did) {
+            seen_dead++;
+            cr_assert_not(reachable, "%s", out);
+            cr_assert_str_eq(role, "UNREACHABLE", "%s", out);
+        } else {
+            cr_assert(reachable, "%s", out);
+            cr_assert_str_eq(role, "FOLLOWER", "%s", out);
+        }
+    }
+    cr_assert_eq(nleaders, 1, "%s", out);
+    cr_assert_eq(seen_leader, 1, "%s", out);
+    cr_assert_eq(seen_dead, 1, "%s", out);
+    cJSON_Delete(j);
+    free(out);
+}
+
+Test(dfsctl, put_200mib_round_trip_and_leader_kill, .timeout = 500)
+{
+    struct env *e = start_with(3, "8M", NULL);
+    char lp[300], gp[300], op[256], ep[256], *out, *err;
+    snprintf(lp, sizeof(lp), "%s/huge", e->c->root);
+    snprintf(gp, sizeof(gp), "%s/huge.back", e->c->root);
+    const uint32_t crc = write_random(lp, HUGE, 200);
+    const uint64_t nblocks = (HUGE + HUGE_BS - 1) / HUGE_BS;
+
+    /* a round trip, compared by CRC32C */
+    free(OK(e, "put", lp, "/huge"));
+    free(OK(e, "get", "/huge", gp));
+    assert_crc(gp, HUGE, crc);
+    out = OK(e, "fsck", "/huge");
+    char want[128];
+    snprintf(want, sizeof(want), "/huge: %u bytes, %llu blocks: OK\n", HUGE,
+             (unsigned long long)nblocks);
+    cr_assert_not_null(strstr(out, want), "%s", out);
+    cr_assert_not_null(strstr(out, "Status: HEALTHY"), "%s", out);
+    free(out);
+
+    /* the same bytes to another file, the leader killed once a third of its blocks are stored
+     * on all three chunkservers: placement and the commit go to the new leader */
     int leader = tc_wait_leader(e->c, T_LEADER);
     cr_assert_geq(leader, 0);
-    uint64_t base = leader_u64(e->c, leader, "namespace", "blocks_allocated");
-
-    pid_t put = spawn(e, true, (const char *const[]){"put", lp, "/big", NULL}, op, ep);
-    /* The put has started storing blocks once it reserved block ids at the leader. */
-    uint64_t t0 = tc_now_ms();
-    while (leader_u64(e->c, leader, "namespace", "blocks_allocated") == base) {
-        cr_assert_eq(waitpid(put, NULL, WNOHANG), 0, "the put ended before it allocated");
-        cr_assert_lt(tc_now_ms() - t0, 20000, "the put allocated no block");
-        usleep(2000);
-    }
-    cr_assert_eq(waitpid(put, NULL, WNOHANG), 0, "the put ended before the kill");
+    uint64_t base = cs_blocks(e);
+    pid_t put = spawn(e, true, (const char *const[]){"put", lp, "/huge2", NULL}, op, ep);
+    wait_stored(e, put, base, 3 * (nblocks / 3));
+    assert_running(put, "before the kill");
     tc_kill(e->c, leader);
-    char *err;
     int rc = finish_run(put, op, ep, NULL, &err);
     cr_assert_eq(rc, 0, "put across the leader kill failed: %s", err);
     free(err);
+
+    /* cluster status shows the failover */
+    int now = tc_wait_leader(e->c, T_LEADER);
+    cr_assert_geq(now, 0);
+    cr_assert_neq(now, leader);
+    assert_cluster_view(e, now, leader);
+
+    cr_assert_eq(unlink(gp), 0);
+    free(OK(e, "get", "/huge2", gp));
+    assert_crc(gp, HUGE, crc);
+    stop(e);
+}
+
+Test(dfsctl, put_r_of_1000_files_survives_leader_kill, .timeout = 500)
+{
+    struct env *e = start();
+    const char *root = e->c->root;
+    char tree[300], back[300], lp[512], gp[512], op[256], ep[256], *out, *err;
+    snprintf(tree, sizeof(tree), "%s/many", root);
+    snprintf(back, sizeof(back), "%s/many.back", root);
+    cr_assert_eq(mkdir(tree, 0755), 0);
+    for (int d = 0; d < NTREE_D; d++) {
+        snprintf(lp, sizeof(lp), "%s/d%02d", tree, d);
+        cr_assert_eq(mkdir(lp, 0755), 0);
+    }
+    /* file i in directory i % NTREE_D, 1 to 4,000 bytes, every name once */
+    for (int i = 0; i < NTREE; i++) {
+        snprintf(lp, sizeof(lp), "%s/d%02d/f%04d", tree, i % NTREE_D, i);
+        write_random(lp, 1 + (size_t)(i * 7919) % 4000, (uint64_t)i + 1000);
+    }
+    int leader = tc_wait_leader(e->c, T_LEADER);
+    cr_assert_geq(leader, 0);
+    uint64_t base = leader_u64(e->c, leader, "namespace", "files");
+
+    pid_t put = spawn(e, true, (const char *const[]){"put", "-r", tree, "/", NULL}, op, ep);
+    /* killed once about a third of the files exist */
+    uint64_t t0 = tc_now_ms();
+    while (leader_u64(e->c, leader, "namespace", "files") < base + NTREE / 3) {
+        assert_running(put, "before it created a third of the files");
+        cr_assert_lt(tc_now_ms() - t0, T_PUT, "the put created too few files");
+        usleep(10000);
+    }
+    assert_running(put, "before the kill");
+    tc_kill(e->c, leader);
+    int rc = finish_run(put, op, ep, NULL, &err);
+    cr_assert_eq(rc, 0, "put -r across the leader kill failed: %s", err);
+    cr_assert_str_eq(err, "");
+    free(err);
     cr_assert_geq(tc_wait_leader(e->c, T_LEADER), 0);
-    free(OK(e, "get", "/big", gp));
-    assert_same(lp, gp);
+
+    /* every file there once, byte-identical */
+    free(OK(e, "get", "/many", back));
+    for (int i = 0; i < NTREE; i++) {
+        snprintf(lp, sizeof(lp), "%s/d%02d/f%04d", tree, i % NTREE_D, i);
+        snprintf(gp, sizeof(gp), "%s/d%02d/f%04d", back, i % NTREE_D, i);
+        assert_same(lp, gp);
+    }
+    out = OK(e, "ls", "-R", "/many");
+    cr_assert_eq(count_lines(out, "/many:"), 1, "%s", out);
+    for (int d = 0; d < NTREE_D; d++) {
+        char hdr[32], name[32];
+        snprintf(hdr, sizeof(hdr), "/many/d%02d:", d);
+        snprintf(name, sizeof(name), "d%02d", d);
+        cr_assert_eq(count_lines(out, hdr), 1, "%s listed %zu times", hdr, count_lines(out, hdr));
+        cr_assert_eq(count_lines(out, name), 1, "%s listed %zu times", name,
+                     count_lines(out, name));
+    }
+    for (int i = 0; i < NTREE; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "f%04d", i);
+        cr_assert_eq(count_lines(out, name), 1, "%s listed %zu times", name,
+                     count_lines(out, name));
+    }
+    free(out);
+    out = OK(e, "--json", "ls", "-R", "/many");
+    cJSON *j = NULL;
+    cr_assert_eq(cm_json_parse(out, strlen(out), &j), 0);
+    cr_assert_eq(cJSON_GetArraySize(j), NTREE + NTREE_D);
+    cJSON_Delete(j);
+    free(out);
+    out = OK(e, "--json", "df");
+    cr_assert_eq(cm_json_parse(out, strlen(out), &j), 0);
+    uint64_t files = 0;
+    cr_assert_eq(cm_json_get_u64(j, "files", &files), 0);
+    cr_assert_eq(files, NTREE, "the namespace holds %llu files", (unsigned long long)files);
+    cJSON_Delete(j);
+    free(out);
+    stop(e);
+}
+
+Test(dfsctl, put_survives_chunkserver_kill, .timeout = 300)
+{
+    /* 4 chunkservers: 3 copies stay possible without the killed one, which the masters declare
+     * dead after 2 s of silence */
+    struct env *e = start_with(4, "1M", "--cs-dead-timeout-s 2");
+    const size_t size = 48u * BS + 777, nblocks = 49;
+    char lp[300], gp[300], op[256], ep[256], *out, *err;
+    snprintf(lp, sizeof(lp), "%s/big", e->c->root);
+    snprintf(gp, sizeof(gp), "%s/big.back", e->c->root);
+    const uint32_t crc = write_random(lp, size, 44);
+
+    uint64_t base = cs_blocks(e);
+    pid_t put = spawn(e, true, (const char *const[]){"put", lp, "/p", NULL}, op, ep);
+    wait_stored(e, put, base, 3 * 8);
+    /* a chunkserver receiving a block right now: a member of the put's pipeline */
+    int victim = -1;
+    uint64_t t0 = tc_now_ms();
+    while (victim < 0) {
+        assert_running(put, "before a chunkserver was seen receiving");
+        cr_assert_lt(tc_now_ms() - t0, T_PUT, "no chunkserver was seen receiving a block");
+        for (int k = 0; k < e->ncs && victim < 0; k++)
+            if (cs_u64(e->c, k, "load") > 0)
+                victim = k;
+    }
+    uint64_t vid = cs_u64(e->c, victim, "id");
+    cr_assert_gt(vid, 0);
+    tc_cs_kill(e->c, victim);
+    assert_running(put, "before the chunkserver kill");
+    int rc = finish_run(put, op, ep, NULL, &err);
+    cr_assert_eq(rc, 0, "put across the chunkserver kill failed: %s", err);
+    free(err);
+    free(OK(e, "get", "/p", gp));
+    assert_crc(gp, size, crc);
+
+    /* Once the leader counts it dead, fsck sees each block on 2 or 3 live chunkservers (those
+     * stored before the kill on the killed one are under-replicated until the masters copy
+     * them); none is missing, and the killed one's replicas are marked dead. */
+    t0 = tc_now_ms();
+    for (;;) {
+        int leader = tc_wait_leader(e->c, T_LEADER);
+        cr_assert_geq(leader, 0);
+        if (live_chunkservers(e->c, leader) == e->ncs - 1)
+            break;
+        cr_assert_lt(tc_now_ms() - t0, T_CS, "the leader does not count chunkserver %llu dead",
+                     (unsigned long long)vid);
+        usleep(20000);
+    }
+    rc = CTL(e, &out, &err, "fsck", "-b", "/p");
+    cr_assert_eq(rc, 0, "fsck: %s%s", out, err);
+    free(err);
+    char want[128], at[64];
+    snprintf(want, sizeof(want), "/p: %zu bytes, %zu blocks: ", size, nblocks);
+    cr_assert_not_null(strstr(out, want), "%s", out);
+    cr_assert_not_null(strstr(out, "Missing blocks: 0\n"), "%s", out);
+    cr_assert(strstr(out, "Status: HEALTHY\n") || strstr(out, "Status: UNDER-REPLICATED\n"), "%s",
+              out);
+    size_t full = count_substr(out, ": 3/3 replicas"), under = count_substr(out, ": 2/3 replicas");
+    cr_assert_eq(full + under, nblocks, "%zu blocks on 3, %zu on 2 chunkservers: %s", full, under,
+                 out);
+    snprintf(at, sizeof(at), "%llu@127.0.0.1:%u", (unsigned long long)vid, e->c->cs[victim].port);
+    cr_assert_geq(count_substr(out, at), under, "%s", out);
+    for (const char *p = out; (p = strstr(p, at)) != NULL; p++)
+        cr_assert_eq(strncmp(p + strlen(at), "(dead)", 6), 0, "%s", out);
+    free(out);
     stop(e);
 }

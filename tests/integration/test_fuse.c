@@ -212,7 +212,7 @@ Test(fuse, close_to_open_between_two_mounts)
     finish(c);
 }
 
-Test(fuse, cp_r_of_usr_include, .timeout = 900)
+Test(fuse, cp_r_of_usr_include, .timeout = 1500)
 {
     struct tc_cluster *c = start();
     struct mount m;
@@ -225,7 +225,7 @@ Test(fuse, cp_r_of_usr_include, .timeout = 900)
     finish(c);
 }
 
-Test(fuse, cp_r_of_2000_files_survives_kill_9_of_the_leader, .timeout = 900)
+Test(fuse, cp_r_of_2000_files_survives_kill_9_of_the_leader, .timeout = 1500)
 {
     struct tc_cluster *c = start();
     struct mount m;
