@@ -54,32 +54,6 @@ static int bad(const char *flag, const char *value, const char *why)
     return cm_flag_error("dfs-chunkserver", flag, value, why);
 }
 
-/* A byte count with an optional K, M or G (powers of 1024) suffix. */
-static int parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-    char *end;
-    uint64_t mult = 1;
-
-    if (s == NULL || *s < '0' || *s > '9')
-        return -1;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0)
-        return -1;
-    if (*end == 'K' || *end == 'k')
-        mult = 1ULL << 10;
-    else if (*end == 'M' || *end == 'm')
-        mult = 1ULL << 20;
-    else if (*end == 'G' || *end == 'g')
-        mult = 1ULL << 30;
-    if (mult > 1)
-        end++;
-    if (*end != 0 || v > UINT64_MAX / mult || v * mult < min || v * mult > max)
-        return -1;
-    *out = v * mult;
-    return 0;
-}
-
 static bool one_endpoint(const char *s)
 {
     struct cm_hostport *hp = NULL;
@@ -196,7 +170,7 @@ int main(int argc, char **argv)
             secret_file = optarg;
             break;
         case O_BLOCK:
-            if (parse_size(optarg, CS_MIN_BLOCK_SIZE, CS_MAX_BLOCK_SIZE, &v) != 0)
+            if (cm_flag_size(optarg, CS_MIN_BLOCK_SIZE, CS_MAX_BLOCK_SIZE, &v) != 0)
                 return bad("--block-size", optarg, "must be 64K to 1G");
             cfg.block_size = v;
             break;
@@ -216,7 +190,7 @@ int main(int argc, char **argv)
             cfg.report_interval_s = (uint32_t)v;
             break;
         case O_SCRUB_RATE:
-            if (parse_size(optarg, 0, UINT64_MAX / 1000, &v) != 0)
+            if (cm_flag_size(optarg, 0, UINT64_MAX / 1000, &v) != 0)
                 return bad("--scrub-rate", optarg, "must be a byte count");
             cfg.scrub_rate = v;
             break;

@@ -125,44 +125,6 @@ static const char *human(uint64_t v, char *buf, size_t cap)
     return buf;
 }
 
-/* A byte count with an optional K, M or G suffix (powers of 1024). */
-static int parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-    char *end;
-    uint64_t mult = 1;
-    if (s == NULL || *s < '0' || *s > '9')
-        return CM_E_INVAL;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0)
-        return CM_E_INVAL;
-    if (*end == 'K' || *end == 'k')
-        mult = 1ull << 10;
-    else if (*end == 'M' || *end == 'm')
-        mult = 1ull << 20;
-    else if (*end == 'G' || *end == 'g')
-        mult = 1ull << 30;
-    if (mult > 1)
-        end++;
-    if (*end != 0 || v > max / mult || v * mult < min)
-        return CM_E_INVAL;
-    *out = v * mult;
-    return 0;
-}
-
-static int parse_u64(const char *s, uint64_t *out)
-{
-    char *end;
-    if (s == NULL || *s < '0' || *s > '9')
-        return CM_E_INVAL;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end != 0 || errno != 0)
-        return CM_E_INVAL;
-    *out = v;
-    return 0;
-}
-
 static int write_all(int fd, const void *buf, size_t len)
 {
     const char *p = buf;
@@ -1642,7 +1604,7 @@ static int cmd_admin(struct ctl *c, int argc, char **argv)
     if (argc < 1)
         rc = usage_error("admin", "%smissing admin command", "");
     else if (strcmp(argv[0], "transfer-leader") == 0 && argc <= 2) {
-        if (argc == 2 && (parse_u64(argv[1], &id) != 0 || id == 0))
+        if (argc == 2 && (cm_flag_u64(argv[1], 0, UINT64_MAX, &id) != 0 || id == 0))
             rc = usage_error("admin", "bad master id '%s'", argv[1]);
         else {
             if (id != 0)
@@ -1657,7 +1619,7 @@ static int cmd_admin(struct ctl *c, int argc, char **argv)
             }
         }
     } else if (strcmp(argv[0], "add-master") == 0 && argc == 3) {
-        if (parse_u64(argv[1], &id) != 0 || id == 0)
+        if (cm_flag_u64(argv[1], 0, UINT64_MAX, &id) != 0 || id == 0)
             rc = usage_error("admin", "bad master id '%s'", argv[1]);
         else {
             cm_json_add_u64(body, "id", id);
@@ -1668,7 +1630,7 @@ static int cmd_admin(struct ctl *c, int argc, char **argv)
                        id);
         }
     } else if (strcmp(argv[0], "remove-master") == 0 && argc == 2) {
-        if (parse_u64(argv[1], &id) != 0 || id == 0)
+        if (cm_flag_u64(argv[1], 0, UINT64_MAX, &id) != 0 || id == 0)
             rc = usage_error("admin", "bad master id '%s'", argv[1]);
         else {
             cm_json_add_u64(body, "id", id);
@@ -1947,7 +1909,7 @@ static int global_opt(struct ctl *c, int o, const char *arg)
         c->timeout_ms = (long)v * 1000;
         return 0;
     case G_BLOCK:
-        if (parse_size(arg, MIN_BLOCK_SIZE, MAX_BLOCK_SIZE, &v) != 0)
+        if (cm_flag_size(arg, MIN_BLOCK_SIZE, MAX_BLOCK_SIZE, &v) != 0)
             return usage_error(NULL, "--block-size %s: must be 64K to 1G", arg);
         c->block_size = (uint32_t)v;
         return 0;
