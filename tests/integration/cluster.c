@@ -152,6 +152,12 @@ void tc_stop(struct tc_cluster *c, int i)
     signal_wait(c, i, SIGTERM);
 }
 
+void tc_signal(struct tc_cluster *c, int i, int sig)
+{
+    if (c->m[i].pid != 0)
+        kill(c->m[i].pid, sig);
+}
+
 /* Fails the test when a master's log holds a sanitizer report (masters stopped with SIGTERM
  * run their leak check at exit). */
 static void check_logs(struct tc_cluster *c)

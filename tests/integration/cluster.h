@@ -47,6 +47,8 @@ void tc_start_all(struct tc_cluster *c);
 /* SIGKILL / SIGTERM (waits for exit) master i. */
 void tc_kill(struct tc_cluster *c, int i);
 void tc_stop(struct tc_cluster *c, int i);
+/* Sends sig to master i (if running) without waiting: SIGSTOP and SIGCONT freeze and resume it. */
+void tc_signal(struct tc_cluster *c, int i, int sig);
 /* Stops everything and removes the temporary directory. */
 void tc_destroy(struct tc_cluster *c);
 
