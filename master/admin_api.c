@@ -1,5 +1,6 @@
-/* Admin endpoints on the peer port: GET /status (JSON), GET /metrics (Prometheus text), and
- * POST /admin/transfer-leader, /admin/add-master, /admin/remove-master on the leader. */
+/* Admin endpoints on the peer port: GET / (the status page, master/status_page.html), GET /status
+ * (JSON), GET /metrics (Prometheus text), and POST /admin/transfer-leader, /admin/add-master,
+ * /admin/remove-master on the leader. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +12,9 @@
 #include "common/text.h"
 #include "common/resolver.h"
 #include "master/master.h"
+#include "master/status_page_html.h" /* generated from master/status_page.html */
 
+#define PAGE_PATH      "/"
 #define STATUS_PATH    "/status"
 #define METRICS_PATH   "/metrics"
 #define ADMIN_TRANSFER "/admin/transfer-leader"
@@ -75,6 +78,16 @@ static const struct raft_node *conf_find(const struct raft_conf *c, raft_id id)
     return NULL;
 }
 
+/* /status is public; any origin may read it, so the status page of one master can show what
+ * the others say about themselves. */
+static int answer_status(struct cm_http_req *req, int code, cJSON *o)
+{
+    int rc = cm_http_answer_json(req, code, o);
+    if (rc == 0)
+        rc = cm_http_answer_header(req, "Access-Control-Allow-Origin", "*");
+    return rc;
+}
+
 /* Before the node runs (a new cluster waiting for its peers), status says so. */
 static int starting(struct master *m, struct cm_http_req *req)
 {
@@ -83,7 +96,24 @@ static int starting(struct master *m, struct cm_http_req *req)
         return CM_E_NOMEM;
     cm_json_add_u64(o, "id", m->cfg.id);
     cJSON_AddStringToObject(o, "role", "STARTING");
-    return cm_http_answer_json(req, 503, o);
+    return answer_status(req, 503, o);
+}
+
+/* The ring of recent leader changes, oldest first. */
+static void add_leader_changes(const struct rn_status *st, cJSON *o)
+{
+    cJSON *a = cJSON_AddArrayToObject(o, "leader_changes_recent");
+    for (uint32_t i = 0; a != NULL && i < st->n_recent_leaders; i++) {
+        const struct rn_leader_change *lc = &st->recent_leaders[i];
+        cJSON *c = cJSON_CreateObject();
+        if (c == NULL || !cJSON_AddItemToArray(a, c)) {
+            cJSON_Delete(c);
+            break;
+        }
+        cm_json_add_u64(c, "term", lc->term);
+        cm_json_add_u64(c, "leader_id", lc->leader);
+        cm_json_add_u64(c, "unix_ms", lc->unix_ms);
+    }
 }
 
 static int h_status(struct cm_http_req *req, void *data)
@@ -118,6 +148,7 @@ static int h_status(struct cm_http_req *req, void *data)
     cm_json_add_u64(o, "uptime_ms", now - m->started_ms);
     cm_json_add_u64(o, "elections", st.elections);
     cm_json_add_u64(o, "leader_changes", st.leader_changes);
+    add_leader_changes(&st, o);
 
     struct rt_peer_stats ps[2 * RAFT_MAX_NODES];
     size_t nps = rt_get_stats(m->tr, ps, 2 * RAFT_MAX_NODES);
@@ -171,7 +202,18 @@ static int h_status(struct cm_http_req *req, void *data)
         cm_json_add_u64(fs, "gc_pending", kc.fs.gc_pending);
     }
     add_chunkservers(m, o, now);
-    return cm_http_answer_json(req, 200, o);
+    return answer_status(req, 200, o);
+}
+
+/* The status page: self-contained HTML that polls /status (and the peers' /status). */
+static int h_page(struct cm_http_req *req, void *data)
+{
+    (void)data;
+    int rc = cm_http_answer_bytes(req, 200, "text/html; charset=utf-8", status_page_html,
+                                  sizeof(status_page_html) - 1);
+    if (rc == 0)
+        rc = cm_http_answer_header(req, "Cache-Control", "no-store");
+    return rc;
 }
 
 static int h_metrics(struct cm_http_req *req, void *data)
@@ -371,6 +413,7 @@ static int h_remove(struct cm_http_req *req, void *data)
 int master_add_admin_routes(struct master *m, struct cm_http_server *srv)
 {
     const struct cm_http_route routes[] = {
+        {"GET", PAGE_PATH, CM_HTTP_PUBLIC, NULL, NULL, h_page, m},
         {"GET", STATUS_PATH, CM_HTTP_PUBLIC, NULL, NULL, h_status, m},
         {"GET", METRICS_PATH, CM_HTTP_PUBLIC, NULL, NULL, h_metrics, m},
         {"POST", ADMIN_TRANSFER, CM_HTTP_JSON, NULL, NULL, h_transfer, m},

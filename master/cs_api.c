@@ -1,9 +1,12 @@
 /* The chunkserver endpoints of the client port (register, heartbeat, block report) and block
  * placement, served by the leader: registration is proposed through Raft (MFSM_TAG_CS) and
- * answered once applied; everything else is the leader's soft state (master/cs_registry.h). */
+ * answered once applied; everything else is the leader's soft state (master/cs_registry.h),
+ * which also decides the namespace GC_ACK commands the leader proposes while answering
+ * heartbeats. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/errors.h"
 #include "common/json.h"
@@ -11,8 +14,10 @@
 #include "master/master.h"
 #include "master/ns_blockscan.h"
 
-#define BLOCKS_PER_MESSAGE 8192 /* the chunkserver sends at most 4096 */
-#define GC_SCAN_MAX        4096 /* garbage ids looked at per heartbeat */
+#define BLOCKS_PER_MESSAGE 8192  /* the chunkserver sends at most 4096 */
+#define GC_DEL_MAX         4096  /* garbage and orphan deletes per heartbeat answer */
+#define GC_ACK_SCAN        16384 /* pending garbage ids looked at per GC_ACK attempt */
+#define GC_ACK_INTERVAL_MS 1000  /* between GC_ACK attempts */
 
 static int not_leader(struct master *m, struct cm_http_req *req)
 {
@@ -184,76 +189,117 @@ static int h_register(struct cm_http_req *req, void *data)
 
 /* ---- POST /v1/cs/heartbeat ---- */
 
-struct gc_read {
+/* A chunkserver's copies sorted by the block index (on the loop thread): referenced ones, and
+ * deletes (pending garbage and orphans). */
+struct held_scan {
     struct master *m;
-    uint64_t ids[GC_SCAN_MAX];
+    const uint64_t *held;
+    size_t n;
+    uint64_t now_ms;
+    uint64_t *refs, *del;
+    size_t n_refs, n_del;
+};
+
+static void read_held(void *arg)
+{
+    struct held_scan *s = arg;
+    struct ns_statfs st;
+    ns_statfs(s->m->ns, &st);
+    uint64_t below = cs_orphan_below(s->m->cs, s->now_ms, st.blocks_allocated + 1);
+    ns_blocks_classify(s->m->ns, s->held, s->n, below, s->refs, &s->n_refs, s->del, &s->n_del,
+                       GC_DEL_MAX);
+}
+
+/* Sorts chunkserver id's copies: s->refs (the referenced ids it holds, sorted and distinct) and
+ * s->del (room for GC_DEL_MAX + CS_DEL_PER_HEARTBEAT), both malloc'd (caller frees). */
+static int scan_held(struct master *m, uint32_t id, struct held_scan *s)
+{
+    uint64_t *held;
+    size_t n;
+    *s = (struct held_scan){.m = m, .now_ms = master_now_ms()};
+    int rc = cs_held(m->cs, id, &held, &n);
+    if (rc != 0)
+        return rc;
+    s->held = held;
+    s->n = n;
+    s->refs = malloc((n ? n : 1) * sizeof(uint64_t));
+    s->del = malloc((GC_DEL_MAX + CS_DEL_PER_HEARTBEAT) * sizeof(uint64_t));
+    if (s->refs == NULL || s->del == NULL)
+        rc = CM_E_NOMEM;
+    else
+        rn_run_sync(m->node, read_held, s);
+    free(held);
+    s->held = NULL;
+    return rc;
+}
+
+/* ---- Garbage acknowledgement (docs/protocol.md, "Garbage") ---- */
+
+struct gc_ack {
+    struct master *m;
+    uint64_t cursor, next;
+    uint64_t ids[GC_ACK_SCAN];
     uint32_t n;
 };
 
-static void read_gc(void *arg)
+static void read_pending(void *arg)
 {
-    struct gc_read *g = arg;
-    uint64_t first;
-    ns_gc_pending(g->m->ns, GC_SCAN_MAX, &first, g->ids, &g->n);
+    struct gc_ack *g = arg;
+    ns_gc_pending(g->m->ns, g->cursor, GC_ACK_SCAN, g->ids, &g->n, &g->next);
 }
 
-/* The distinct block ids files reference, sorted (built on the loop thread). */
-struct ref_scan {
-    struct master *m;
-    uint64_t *ids;
-    size_t n, cap;
-    int err;
-};
-
-static int collect(void *arg, const struct ns_block *b)
+static void gc_ack_done(void *arg, int err, const void *result, size_t len)
 {
-    struct ref_scan *s = arg;
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? 2 * s->cap : 1024;
-        uint64_t *v = realloc(s->ids, cap * sizeof(*v));
-        if (v == NULL)
-            return CM_E_NOMEM;
-        s->ids = v;
-        s->cap = cap;
+    struct master *m = arg;
+    struct ns_result r;
+    if (err == 0 && ns_result_decode(result, len, &r) == 0) {
+        if (r.value > 0)
+            LOG_INFO("garbage: %llu block ids acknowledged", (unsigned long long)r.value);
+        ns_result_clear(&r);
     }
-    s->ids[s->n++] = b->id;
-    return 0;
+    atomic_store(&m->gc_busy, false);
 }
 
-static int cmp_u64(const void *a, const void *b)
+/* Proposes a GC_ACK for pending garbage no live chunkserver holds any more, unless one is in
+ * flight or the last attempt was less than GC_ACK_INTERVAL_MS ago. */
+static void gc_ack_maybe(struct master *m)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static void read_refs(void *arg)
-{
-    struct ref_scan *s = arg;
-    s->err = ns_scan_blocks(s->m->ns, collect, s);
-}
-
-/* The referenced block ids, sorted and distinct, into s (s->ids malloc'd, caller frees). */
-static int scan_refs(struct master *m, struct ref_scan *s)
-{
-    *s = (struct ref_scan){.m = m};
-    rn_run_sync(m->node, read_refs, s);
-    if (s->err != 0)
-        return s->err;
-    if (s->n > 0)
-        qsort(s->ids, s->n, sizeof(*s->ids), cmp_u64);
-    size_t k = 0;
-    for (size_t i = 0; i < s->n; i++)
-        if (k == 0 || s->ids[k - 1] != s->ids[i])
-            s->ids[k++] = s->ids[i];
-    s->n = k;
-    return 0;
+    uint64_t now = master_now_ms();
+    bool idle = false;
+    if (now - atomic_load(&m->gc_last_ms) < GC_ACK_INTERVAL_MS ||
+        !atomic_compare_exchange_strong(&m->gc_busy, &idle, true))
+        return;
+    atomic_store(&m->gc_last_ms, now);
+    struct gc_ack *g = calloc(1, sizeof(*g));
+    void *cmd = NULL, *wrapped = NULL;
+    size_t len, wlen, n = 0;
+    if (g != NULL) {
+        g->m = m;
+        g->cursor = atomic_load(&m->gc_cursor);
+        rn_run_sync(m->node, read_pending, g);
+        atomic_store(&m->gc_cursor, g->next);
+        n = cs_gc_unheld(m->cs, now, g->ids, g->n, g->ids, NS_MAX_GC_ACK);
+    }
+    struct timespec ts; /* command time, as for client mutations (client_ns_api.c) */
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct ns_req rq = {.now_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec};
+    if (n > 0 && ns_cmd_gc_ack(&rq, g->ids, (uint32_t)n, &cmd, &len) == 0 &&
+        master_fsm_wrap(MFSM_TAG_NS, cmd, len, &wrapped, &wlen) == 0) {
+        rn_propose(m->node, wrapped, wlen, gc_ack_done, m);
+    } else {
+        atomic_store(&m->gc_busy, false);
+    }
+    free(wrapped);
+    free(cmd);
+    free(g);
 }
 
 /* Adds the replicate commands for chunkserver id to cmds. */
-static int add_replicate(struct master *m, uint32_t id, const struct ref_scan *s, cJSON *cmds)
+static int add_replicate(struct master *m, uint32_t id, const uint64_t *refs, size_t n_refs,
+                         cJSON *cmds)
 {
     struct cs_repl repl[CS_REPL_PER_HEARTBEAT];
-    size_t n = cs_replicate(m->cs, id, master_now_ms(), s->ids, s->n, repl, CS_REPL_PER_HEARTBEAT);
+    size_t n = cs_replicate(m->cs, id, master_now_ms(), refs, n_refs, repl, CS_REPL_PER_HEARTBEAT);
     for (size_t i = 0; i < n; i++) {
         char hex[17];
         cJSON *c = cJSON_CreateObject();
@@ -277,9 +323,7 @@ static int h_heartbeat(struct cm_http_req *req, void *data)
     struct space sp = {0};
     uint64_t *added = NULL, *removed = NULL, *corrupt = NULL;
     size_t n_added = 0, n_removed = 0, n_corrupt = 0;
-    struct gc_read *gc = NULL;
-    struct ref_scan refs = {0};
-    uint64_t *del = NULL;
+    struct held_scan held = {0};
     cJSON *o = NULL;
     int rc;
     if ((rc = get_cs(j, &id, &sid)) != 0 || (rc = get_space(j, &sp)) != 0 ||
@@ -298,26 +342,16 @@ static int h_heartbeat(struct cm_http_req *req, void *data)
         (rc = cs_blocks_change(m->cs, id, added, n_added, removed, n_removed, corrupt,
                                n_corrupt)) != 0)
         goto out;
-    /* Blocks this chunkserver holds that no file references any more. */
-    if ((gc = calloc(1, sizeof(*gc))) == NULL) {
-        rc = CM_E_NOMEM;
+    /* Blocks this chunkserver holds that no file references any more (pending garbage and
+     * orphans); damaged copies that have been repaired elsewhere, and surplus copies. */
+    if ((rc = scan_held(m, id, &held)) != 0)
         goto out;
-    }
-    gc->m = m;
-    rn_run_sync(m->node, read_gc, gc);
-    if ((del = malloc((GC_SCAN_MAX + CS_DEL_PER_HEARTBEAT) * sizeof(*del))) == NULL) {
-        rc = CM_E_NOMEM;
-        goto out;
-    }
-    size_t n_del = cs_blocks_held(m->cs, id, gc->ids, gc->n, del, GC_SCAN_MAX);
-    /* Damaged copies that have been repaired elsewhere, and surplus copies. */
-    if ((rc = scan_refs(m, &refs)) != 0)
-        goto out;
-    size_t n_fix =
-        cs_deletes(m->cs, id, master_now_ms(), refs.ids, refs.n, del + n_del, CS_DEL_PER_HEARTBEAT);
+    size_t n_del = held.n_del;
+    size_t n_fix = cs_deletes(m->cs, id, master_now_ms(), held.refs, held.n_refs, held.del + n_del,
+                              CS_DEL_PER_HEARTBEAT);
     for (size_t i = 0; i < n_fix; i++) {
         char hex[17];
-        snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)del[n_del + i]);
+        snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)held.del[n_del + i]);
         LOG_INFO("chunkserver %u: delete damaged or surplus copy of block %s", id, hex);
     }
     n_del += n_fix;
@@ -338,19 +372,19 @@ static int h_heartbeat(struct cm_http_req *req, void *data)
         }
         for (size_t i = 0; i < n_del; i++) {
             char hex[17];
-            snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)del[i]);
+            snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)held.del[i]);
             cJSON_AddItemToArray(ids, cJSON_CreateString(hex));
         }
     }
-    if ((rc = add_replicate(m, id, &refs, cmds)) != 0)
+    if ((rc = add_replicate(m, id, held.refs, held.n_refs, cmds)) != 0)
         goto out;
     rc = cm_http_answer_json(req, 200, o);
     o = NULL;
+    gc_ack_maybe(m);
 out:
     cJSON_Delete(o);
-    free(refs.ids);
-    free(del);
-    free(gc);
+    free(held.refs);
+    free(held.del);
     free(added);
     free(removed);
     free(corrupt);

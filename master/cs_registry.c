@@ -39,6 +39,9 @@ struct cs_registry {
     uint64_t dead_timeout_ms;
     uint64_t term; /* of the leadership the soft state belongs to */
     uint64_t leader_since_ms;
+    /* Orphan watermark: next_block as seen at mark_ms, and the one seen CS_ORPHAN_GRACE_MS
+     * before that (ids below safe_block were allocated at least that long ago). */
+    uint64_t mark_ms, mark_block, safe_block;
     struct inflight {
         uint64_t block;
         uint32_t target;
@@ -321,6 +324,8 @@ int cs_heartbeat(struct cs_registry *r, uint32_t id, uint64_t now_ms, uint64_t c
         pthread_mutex_unlock(&r->mu);
         return CM_E_NOENT;
     }
+    if (e->last_hb_ms != 0 && !alive(r, e, now_ms))
+        e->reported = false; /* back after being dead: its copies may have changed meanwhile */
     e->last_hb_ms = now_ms ? now_ms : 1;
     e->capacity = capacity;
     e->used = used;
@@ -511,6 +516,7 @@ void cs_leader_term(struct cs_registry *r, uint64_t term, uint64_t now_ms)
             soft_clear(&r->e[i]);
         r->term = term;
         r->leader_since_ms = now_ms;
+        r->mark_ms = r->mark_block = r->safe_block = 0;
         r->n_inflight = 0;
         r->n_deleting = 0;
     }
@@ -787,4 +793,67 @@ out:
     free(good);
     pthread_mutex_unlock(&r->mu);
     return k;
+}
+
+/* ---- garbage ---- */
+
+int cs_held(struct cs_registry *r, uint32_t id, uint64_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&r->mu);
+    struct cs_entry *e = get(r, id);
+    size_t a = e ? e->blocks.n : 0, b = e ? e->corrupt.n : 0, i = 0, j = 0, k = 0;
+    uint64_t *v = a + b > 0 ? malloc((a + b) * sizeof(*v)) : NULL;
+    if (a + b > 0 && v == NULL) {
+        pthread_mutex_unlock(&r->mu);
+        return CM_E_NOMEM;
+    }
+    while (i < a || j < b) { /* merge of two sorted sets */
+        uint64_t x = j >= b || (i < a && e->blocks.v[i] <= e->corrupt.v[j]) ? e->blocks.v[i++]
+                                                                            : e->corrupt.v[j++];
+        if (k == 0 || v[k - 1] != x)
+            v[k++] = x;
+    }
+    pthread_mutex_unlock(&r->mu);
+    *out = v;
+    *n = k;
+    return 0;
+}
+
+size_t cs_gc_unheld(struct cs_registry *r, uint64_t now_ms, const uint64_t *ids, size_t n,
+                    uint64_t *out, size_t max)
+{
+    size_t k = 0;
+    pthread_mutex_lock(&r->mu);
+    if (counts_known(r, now_ms)) {
+        for (size_t i = 0; i < n && k < max; i++) {
+            bool held = false;
+            for (size_t c = 0; c < r->n && !held; c++) {
+                const struct cs_entry *e = &r->e[c];
+                held = e->id != 0 && alive(r, e, now_ms) &&
+                       (holds(e, ids[i]) || holds_corrupt(e, ids[i]));
+            }
+            if (!held)
+                out[k++] = ids[i];
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    return k;
+}
+
+uint64_t cs_orphan_below(struct cs_registry *r, uint64_t now_ms, uint64_t next_block)
+{
+    pthread_mutex_lock(&r->mu);
+    if (r->mark_ms == 0) {
+        r->mark_ms = now_ms ? now_ms : 1;
+        r->mark_block = next_block;
+    } else if (now_ms - r->mark_ms >= CS_ORPHAN_GRACE_MS) {
+        r->safe_block = r->mark_block;
+        r->mark_ms = now_ms ? now_ms : 1;
+        r->mark_block = next_block;
+    }
+    uint64_t v = r->safe_block;
+    pthread_mutex_unlock(&r->mu);
+    return v;
 }

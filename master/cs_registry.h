@@ -90,7 +90,7 @@ int cs_restore(struct cs_registry *r, const void *buf, size_t len);
 /* Whether id is registered with this storage id (CM_E_NOENT if not). */
 int cs_check(struct cs_registry *r, uint32_t id, const char *storage_id);
 /* A heartbeat's numbers: marks id alive at now_ms. *need_report is set when no full report has
- * been taken since this master last became leader. */
+ * been taken since this master last became leader, or since id came back after being dead. */
 int cs_heartbeat(struct cs_registry *r, uint32_t id, uint64_t now_ms, uint64_t capacity,
                  uint64_t used, uint64_t free, uint64_t blocks, uint64_t load, bool no_space,
                  bool *need_report);
@@ -140,6 +140,23 @@ size_t cs_deletes(struct cs_registry *r, uint32_t id, uint64_t now_ms, const uin
  * into out. */
 size_t cs_blocks_held(struct cs_registry *r, uint32_t id, const uint64_t *garbage, size_t n,
                       uint64_t *out, size_t max);
+/* Every copy chunkserver id holds (sound or damaged), sorted and distinct: *out malloc'd
+ * (caller frees; NULL when none). CM_E_NOMEM. */
+int cs_held(struct cs_registry *r, uint32_t id, uint64_t **out, size_t *n);
+/* Of the garbage ids (any order), those no live chunkserver holds (sound or damaged), up to max
+ * into out (which may be ids itself): they may be dropped from the pending garbage. None until
+ * the same readiness condition as cs_replicate holds (a live chunkserver that has not sent its
+ * full report might hold anything). A dead chunkserver does not count: when it comes back it
+ * must send a full report again, and copies of dropped ids in it are orphans (cs_orphan_below).
+ * Returns how many were put into out. */
+size_t cs_gc_unheld(struct cs_registry *r, uint64_t now_ms, const uint64_t *ids, size_t n,
+                    uint64_t *out, size_t max);
+/* A block id bound: blocks below it were allocated at least CS_ORPHAN_GRACE_MS ago (next_block
+ * is the namespace's next block id now; the bound is 0 during this leadership's first grace
+ * period). A copy of such a block that no file references and that is not pending garbage is an
+ * orphan: a client that allocated it has had the grace period to commit it. */
+#define CS_ORPHAN_GRACE_MS (60 * 60 * 1000)
+uint64_t cs_orphan_below(struct cs_registry *r, uint64_t now_ms, uint64_t next_block);
 /* Forgets all soft state (on losing or gaining leadership). */
 void cs_soft_reset(struct cs_registry *r);
 

@@ -54,6 +54,11 @@ struct master {
     struct cm_http_server *client_srv;
     atomic_bool ready; /* the node runs: Raft messages are taken */
     uint64_t started_ms;
+    /* Garbage acknowledgement (cs_api.c): one GC_ACK proposal at a time, at most one a
+     * GC_ACK_INTERVAL_MS, resuming the pending list at gc_cursor. */
+    atomic_bool gc_busy;
+    atomic_uint_fast64_t gc_last_ms;
+    atomic_uint_fast64_t gc_cursor;
 };
 
 /* Fills cfg with defaults. */

@@ -70,8 +70,8 @@ void ns__state_clear(struct ns *ns)
 {
     ns__inodes_clear(ns);
     ns__sessions_clear(ns);
-    free(ns->gc.ids);
-    memset(&ns->gc, 0, sizeof(ns->gc));
+    ns__gc_free(&ns->gc);
+    ns__map_free(&ns->refs);
     ns->next_block = 1;
     ns->applied = 0;
 }
@@ -82,39 +82,6 @@ void ns_free(struct ns *ns)
         return;
     ns__state_clear(ns);
     free(ns);
-}
-
-/* ---- Garbage queue ---- */
-
-int ns__gc_reserve(struct ns_gc *g, size_t n)
-{
-    if (g->head + g->n + n <= g->cap)
-        return 0;
-    if (g->head > 0) {
-        memmove(g->ids, g->ids + g->head, g->n * sizeof(uint64_t));
-        g->head = 0;
-        if (g->n + n <= g->cap)
-            return 0;
-    }
-    size_t cap = g->cap ? g->cap * 2 : 256;
-    while (cap < g->n + n)
-        cap *= 2;
-    uint64_t *p = realloc(g->ids, cap * sizeof(uint64_t));
-    if (p == NULL)
-        return CM_E_NOMEM;
-    g->ids = p;
-    g->cap = cap;
-    return 0;
-}
-
-int ns__gc_push(struct ns_gc *g, const uint64_t *ids, size_t n)
-{
-    int rc = ns__gc_reserve(g, n);
-    if (rc != 0)
-        return rc;
-    memcpy(g->ids + g->head + g->n, ids, n * sizeof(uint64_t));
-    g->n += n;
-    return 0;
 }
 
 /* ---- Sessions ---- */

@@ -22,6 +22,7 @@
 #define NS_LINK_MAX          65000 /* hard links to one file */
 #define NS_MAX_FILE_SIZE     ((uint64_t)INT64_MAX)
 #define NS_MAX_EXTENTS       (1u << 24) /* extents in one file */
+#define NS_MAX_GC_ACK        4096       /* block ids in one GC_ACK */
 
 /* Credentials of the user a request acts for. Permission checks are made only when a request
  * carries one (NULL: a trusted internal caller; new inodes are then owned by 0:0). uid 0 passes
@@ -107,7 +108,7 @@ struct rn_fsm ns_fsm_ops(struct ns *ns);
  *   ALLOC_BLOCKS  u32 count
  *   COMMIT   u64 ino, u64 gen, u64 off, u64 len, u64 size, u32 flags, u32 n_blocks, then per
  *            block u64 id, u32 len, u32 crc32c, u8 n_replicas, u32 replicas[n_replicas]
- *   GC_ACK   u64 upto
+ *   GC_ACK   u32 n_ids (1 .. NS_MAX_GC_ACK), then n_ids u64 block ids (nonzero)
  * Nothing may follow. The leader stamps its clock into now_ns before proposing (every replica
  * uses that time; no replica reads a clock).
  *
@@ -130,7 +131,7 @@ enum ns_op {
     NS_OP_SETATTR,      /* ino/gen; sa */
     NS_OP_ALLOC_BLOCKS, /* count: 1 .. NS_MAX_ALLOC_BLOCKS */
     NS_OP_COMMIT,       /* ino/gen; off, len, size, flags NS_COMMIT_*; blocks */
-    NS_OP_GC_ACK,       /* count: forget pending garbage with sequence < count */
+    NS_OP_GC_ACK,       /* ids: forget these pending garbage ids (others are ignored) */
     NS_OP_COUNT_
 };
 
@@ -188,6 +189,8 @@ struct ns_cmd {
     uint64_t count;
     uint32_t n_blocks;
     const struct ns_block *blocks; /* decoded: malloc'd, freed by ns_cmd_clear */
+    uint32_t n_ids;
+    const uint64_t *ids; /* GC_ACK; decoded: malloc'd, freed by ns_cmd_clear */
 };
 
 /* Encodes c; *out is malloc'd (caller frees). Validates what can be checked without the state:
@@ -230,12 +233,17 @@ int ns_cmd_setattr(const struct ns_req *rq, uint64_t ino, uint64_t gen, const st
                    void **out, size_t *len);
 int ns_cmd_alloc_blocks(const struct ns_req *rq, uint32_t count, void **out, size_t *len);
 /* The new blocks are laid end to end from off; their lengths must add up to len, and
- * off + len <= size. Block ids must come from NS_OP_ALLOC_BLOCKS and be new: the namespace
- * trusts the client not to put one block in two files (blocks are reference-counted per inode). */
+ * off + len <= size. Block ids must come from NS_OP_ALLOC_BLOCKS and be new (CM_E_INVAL for one
+ * never allocated or pending garbage). A block a client puts in two files stays referenced
+ * until no extent of any file names it (the block index counts references). */
 int ns_cmd_commit(const struct ns_req *rq, uint64_t ino, uint64_t gen, uint64_t off, uint64_t len,
                   uint64_t size, uint32_t flags, const struct ns_block *blocks, uint32_t n_blocks,
                   void **out, size_t *len_out);
-int ns_cmd_gc_ack(const struct ns_req *rq, uint64_t upto, void **out, size_t *len);
+/* The leader proposes it (client 0) for pending garbage ids that no chunkserver holds any more
+ * (docs/protocol.md, "Garbage"). Applying it removes those of the ids that are pending and
+ * ignores the others, so applying it again changes nothing; value is how many it removed. */
+int ns_cmd_gc_ack(const struct ns_req *rq, const uint64_t *ids, uint32_t n_ids, void **out,
+                  size_t *len);
 
 /* ---- Results ----
  *
@@ -248,9 +256,10 @@ int ns_cmd_gc_ack(const struct ns_req *rq, uint64_t upto, void **out, size_t *le
  * parent]; unlink, rmdir: [parent] and the victim when it still has links; rename: [moved
  * inode, source parent] and the target parent when different; setattr, commit: [inode].
  * value: create 1 when it created the file, 0 when it opened an existing one; alloc_blocks the
- * first id of the reserved range [value, value + count). freed: block ids no longer referenced
- * (unlink of a last link, rename over a last link, truncate, commit). They are also queued
- * in the state for garbage collection until an NS_OP_GC_ACK. */
+ * first id of the reserved range [value, value + count); gc_ack the number of ids removed.
+ * freed: block ids no file references any more (unlink of a last link, rename over a last link,
+ * truncate, commit). They are also queued in the state as pending garbage until an
+ * NS_OP_GC_ACK names them. */
 #define NS_RESULT_VERSION  1
 #define NS_RESULT_MAX_ATTR 3
 
@@ -342,15 +351,24 @@ struct ns_statfs {
 };
 void ns_statfs(struct ns *ns, struct ns_statfs *out);
 
-/* Block ids waiting for garbage collection: up to max of them into ids, the sequence number
- * of ids[0] in *first_seq. After deleting them, propose NS_OP_GC_ACK with count = first_seq + n.
- */
-void ns_gc_pending(struct ns *ns, uint32_t max, uint64_t *first_seq, uint64_t *ids, uint32_t *n);
+/* Block ids waiting for garbage collection, in the order they were freed: up to max of them
+ * from cursor (0: the oldest) into ids; *next continues the listing (0 when it reached the end;
+ * a cursor is a hint: after changes a listing may skip or repeat ids). */
+void ns_gc_pending(struct ns *ns, uint64_t cursor, uint32_t max, uint64_t *ids, uint32_t *n,
+                   uint64_t *next);
+/* Whether id is pending garbage. */
+bool ns_gc_is_pending(struct ns *ns, uint64_t id);
+
+/* The block index, kept by every apply and rebuilt by a restore: how many extents of live
+ * files reference block id (0: none), and how many distinct ids are referenced. O(1). */
+uint32_t ns_block_refs(struct ns *ns, uint64_t id);
+uint64_t ns_blocks_referenced(struct ns *ns);
 
 /* ---- Snapshots ----
  * The whole state, streamed (never built in memory): magic, version, then inodes in inode
  * order, each directory's entries in listing order, the free inode list, sessions, pending
- * garbage, and an end marker. Equal states give equal bytes. */
+ * garbage (in the order it was freed), and an end marker. The block index is not written: a
+ * restore rebuilds it. Equal states give equal bytes. */
 typedef int (*ns_write_fn)(void *arg, const void *data, size_t len);
 /* Writes through fn (which returns 0 or a negative code, which is returned). */
 int ns_snapshot_write(struct ns *ns, ns_write_fn fn, void *arg);

@@ -189,6 +189,13 @@ static int validate(const struct ns_cmd *c)
         }
         return sum == c->len ? 0 : CM_E_INVAL;
     }
+    case NS_OP_GC_ACK:
+        if (c->n_ids == 0 || c->n_ids > NS_MAX_GC_ACK || c->ids == NULL)
+            return CM_E_INVAL;
+        for (uint32_t i = 0; i < c->n_ids; i++)
+            if (c->ids[i] == 0)
+                return CM_E_INVAL;
+        return 0;
     default:
         return 0;
     }
@@ -279,7 +286,9 @@ int ns_cmd_encode(const struct ns_cmd *c, void **out, size_t *len)
         }
         break;
     case NS_OP_GC_ACK:
-        w_u64(&w, c->count);
+        w_u32(&w, c->n_ids);
+        for (uint32_t i = 0; i < c->n_ids; i++)
+            w_u64(&w, c->ids[i]);
         break;
     }
     if (w.err != 0) {
@@ -298,6 +307,9 @@ void ns_cmd_clear(struct ns_cmd *c)
     free((void *)c->blocks);
     c->blocks = NULL;
     c->n_blocks = 0;
+    free((void *)c->ids);
+    c->ids = NULL;
+    c->n_ids = 0;
 }
 
 int ns_cmd_decode(const void *buf, size_t len, struct ns_cmd *c)
@@ -394,9 +406,18 @@ int ns_cmd_decode(const void *buf, size_t len, struct ns_cmd *c)
         }
         c->blocks = blocks;
         break;
-    case NS_OP_GC_ACK:
-        c->count = r_u64(&r);
+    case NS_OP_GC_ACK: {
+        uint64_t *ids = NULL;
+        c->n_ids = r_u32(&r);
+        if (r.bad || c->n_ids == 0 || c->n_ids > NS_MAX_GC_ACK || c->n_ids != (r.n - r.off) / 8)
+            return CM_E_INVAL;
+        if ((ids = malloc(c->n_ids * sizeof(*ids))) == NULL)
+            return CM_E_NOMEM;
+        for (uint32_t i = 0; i < c->n_ids; i++)
+            ids[i] = r_u64(&r);
+        c->ids = ids;
         break;
+    }
     default:
         return CM_E_INVAL;
     }
@@ -549,10 +570,12 @@ int ns_cmd_commit(const struct ns_req *rq, uint64_t ino, uint64_t gen, uint64_t 
     return ns_cmd_encode(&c, out, len_out);
 }
 
-int ns_cmd_gc_ack(const struct ns_req *rq, uint64_t upto, void **out, size_t *len)
+int ns_cmd_gc_ack(const struct ns_req *rq, const uint64_t *ids, uint32_t n_ids, void **out,
+                  size_t *len)
 {
     struct ns_cmd c = base(rq, NS_OP_GC_ACK);
-    c.count = upto;
+    c.ids = ids;
+    c.n_ids = n_ids;
     return ns_cmd_encode(&c, out, len);
 }
 

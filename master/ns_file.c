@@ -77,7 +77,8 @@ static uint32_t first_ending_after(const struct ns_extents *x, uint64_t off)
     return lo;
 }
 
-int ns__file_cut(struct ns_inode *in, uint64_t size, struct ns_u64vec *freed)
+int ns__file_cut(struct ns_inode *in, uint64_t size, struct ns_u64map *refs,
+                 struct ns_u64vec *freed)
 {
     struct ns_extents *x = in->u.ext;
     if (x == NULL)
@@ -88,8 +89,10 @@ int ns__file_cut(struct ns_inode *in, uint64_t size, struct ns_u64vec *freed)
         x->e[i].len = (uint32_t)(size - x->e[i].off); /* the same block stays referenced */
         i++;
     }
-    for (uint32_t k = i; k < x->n; k++)
+    for (uint32_t k = i; k < x->n; k++) {
         freed->v[freed->n++] = x->e[k].block.id;
+        ns__ref_dec(refs, x->e[k].block.id);
+    }
     x->n = i;
     keep_unreferenced(x, freed, start);
     if (x->n == 0) {
@@ -100,10 +103,13 @@ int ns__file_cut(struct ns_inode *in, uint64_t size, struct ns_u64vec *freed)
 }
 
 int ns__file_replace(struct ns_inode *in, uint64_t off, uint64_t len, const struct ns_block *blocks,
-                     uint32_t n, struct ns_u64vec *freed)
+                     uint32_t n, struct ns_u64map *refs, struct ns_u64vec *freed)
 {
     if (len == 0)
         return 0;
+    int rc = ns__map_reserve(refs, (size_t)n + 2);
+    if (rc != 0)
+        return rc;
     struct ns_extents *x = in->u.ext;
     uint64_t end = off + len;
     uint32_t have = x ? x->n : 0, i0 = 0, i1 = 0;
@@ -145,12 +151,16 @@ int ns__file_replace(struct ns_inode *in, uint64_t off, uint64_t len, const stru
         x = in->u.ext = nx;
     }
     size_t start = freed->n;
-    for (uint32_t k = i0; k < i1; k++)
+    for (uint32_t k = i0; k < i1; k++) {
         freed->v[freed->n++] = x->e[k].block.id;
+        ns__ref_dec(refs, x->e[k].block.id);
+    }
     memmove(&x->e[i0 + seg], &x->e[i1], (size_t)(have - i1) * sizeof(struct ns_extent));
     uint32_t w = i0;
-    if (has_left)
+    if (has_left) {
         x->e[w++] = left;
+        ns__ref_inc(refs, left.block.id);
+    }
     uint64_t cur = off;
     for (uint32_t k = 0; k < n; k++) {
         struct ns_extent *e = &x->e[w++];
@@ -164,9 +174,12 @@ int ns__file_replace(struct ns_inode *in, uint64_t off, uint64_t len, const stru
         memcpy(e->block.replicas, blocks[k].replicas,
                blocks[k].n_replicas * sizeof(blocks[k].replicas[0]));
         cur += blocks[k].len;
+        ns__ref_inc(refs, e->block.id);
     }
-    if (has_right)
+    if (has_right) {
         x->e[w++] = right;
+        ns__ref_inc(refs, right.block.id);
+    }
     x->n = (uint32_t)total;
     keep_unreferenced(x, freed, start);
     return 0;

@@ -103,8 +103,10 @@ void ns__inode_release(struct ns *ns, uint32_t ino, struct ns_u64vec *freed)
     } else if (in->u.ext != NULL) {
         /* Extents of one block may be several (a split); list each block once. */
         size_t start = freed->n;
-        for (uint32_t i = 0; i < in->u.ext->n; i++)
+        for (uint32_t i = 0; i < in->u.ext->n; i++) {
             freed->v[freed->n++] = in->u.ext->e[i].block.id;
+            ns__ref_dec(&ns->refs, in->u.ext->e[i].block.id);
+        }
         qsort(freed->v + start, freed->n - start, sizeof(uint64_t), cmp_u64);
         size_t k = start;
         for (size_t i = start; i < freed->n; i++)

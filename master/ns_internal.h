@@ -77,11 +77,23 @@ struct ns_session {
     UT_hash_handle hh;
 };
 
-/* Block ids waiting for deletion on the chunkservers: a ring, ids[head] has sequence first. */
+/* An open-addressing hash table from nonzero u64 keys to u32 values (linear probing,
+ * backward-shift deletion; at most 3/4 full). Keys and values in separate arrays: 12 bytes a
+ * slot. */
+struct ns_u64map {
+    uint64_t *keys; /* 0: empty slot */
+    uint32_t *vals;
+    size_t n, cap; /* cap: 0 or a power of two */
+};
+
+/* Block ids waiting for deletion on the chunkservers, in the order they were freed: ids[] holds
+ * them with removed ones as 0 (compacted when they are the majority); pos maps an id to its
+ * index in ids. */
 struct ns_gc {
     uint64_t *ids;
-    size_t head, n, cap;
-    uint64_t first;
+    size_t n, cap; /* used slots of ids (removed ones included) */
+    size_t live;
+    struct ns_u64map pos;
 };
 
 struct ns_u64vec {
@@ -103,6 +115,7 @@ struct ns {
     struct ns_session *lru_head, *lru_tail;
     uint32_t n_sessions;
     struct ns_gc gc;
+    struct ns_u64map refs; /* block id -> extents of live files that reference it */
 };
 
 /* ---- ns_inode.c ---- */
@@ -149,14 +162,16 @@ void ns__vec_free(struct ns_u64vec *v);
 /* The number of distinct blocks the file's extents reference (an upper bound is enough for
  * reserving: this is the extent count). */
 size_t ns__file_block_count(const struct ns_inode *in);
-/* Drops the file's bytes at and beyond size (the size field is the caller's). Blocks no longer
- * referenced are appended to freed; reserve ns__file_block_count + 1 in freed first. Fails
+/* Drops the file's bytes at and beyond size (the size field is the caller's), keeping the
+ * block index refs exact (as ns__file_replace does). Blocks the file no longer references are
+ * appended to freed; reserve ns__file_block_count + 1 in freed first. Fails
  * only with CM_E_NOMEM, changing nothing. */
-int ns__file_cut(struct ns_inode *in, uint64_t size, struct ns_u64vec *freed);
+int ns__file_cut(struct ns_inode *in, uint64_t size, struct ns_u64map *refs,
+                 struct ns_u64vec *freed);
 /* Replaces [off, off + len) with the blocks laid end to end (validated by the caller). Fails
  * only with CM_E_NOMEM or CM_E_FBIG (too many extents), changing nothing. */
 int ns__file_replace(struct ns_inode *in, uint64_t off, uint64_t len, const struct ns_block *blocks,
-                     uint32_t n, struct ns_u64vec *freed);
+                     uint32_t n, struct ns_u64map *refs, struct ns_u64vec *freed);
 
 /* ---- ns_ops.c ---- */
 /* Runs a decoded command (session handling excluded) into r; r->freed is a malloc'd array. */
@@ -168,9 +183,29 @@ void ns__state_clear(struct ns *ns);
 void ns__sessions_clear(struct ns *ns);
 /* Links s at the most-recent end of the session list and into the table. */
 void ns__session_link(struct ns *ns, struct ns_session *s);
+
+/* ---- ns_index.c ---- */
+/* Makes room for more new keys (CM_E_NOMEM); then as many ns__map_put of new keys cannot fail. */
+int ns__map_reserve(struct ns_u64map *m, size_t more);
+/* The value of key, or NULL (valid until the next put or del). */
+uint32_t *ns__map_get(const struct ns_u64map *m, uint64_t key);
+/* Sets key (nonzero) to val; a new key needs reserved room. */
+void ns__map_put(struct ns_u64map *m, uint64_t key, uint32_t val);
+void ns__map_del(struct ns_u64map *m, uint64_t key);
+void ns__map_free(struct ns_u64map *m);
+/* The block index (ns->refs): one more / one less extent referencing id. A new id needs room
+ * reserved with ns__map_reserve(&ns->refs, ...); dropping never allocates. */
+void ns__ref_inc(struct ns_u64map *refs, uint64_t id);
+void ns__ref_dec(struct ns_u64map *refs, uint64_t id);
+/* Rebuilds ns->refs from the files' extents (restore). CM_E_NOMEM. */
+int ns__refs_rebuild(struct ns *ns);
 /* Makes room for n more ids (CM_E_NOMEM); then ns__gc_push of up to n ids cannot fail. */
 int ns__gc_reserve(struct ns_gc *g, size_t n);
+/* Appends the ids not already pending, in order. */
 int ns__gc_push(struct ns_gc *g, const uint64_t *ids, size_t n);
+/* Forgets a pending id; false when it was not pending. Never allocates. */
+bool ns__gc_drop(struct ns_gc *g, uint64_t id);
+void ns__gc_free(struct ns_gc *g);
 
 /* ---- ns_codec.c ---- */
 /* The encoded result (malloc'd *out). CM_E_NOMEM. */

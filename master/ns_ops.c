@@ -154,7 +154,7 @@ static int truncate_to(struct op *o, struct ns_inode *in, uint64_t size)
         int rc = reserve_freed(o, ns__file_block_count(in) + 1);
         if (rc != 0)
             return rc;
-        ns__file_cut(in, size, &o->freed);
+        ns__file_cut(in, size, &o->ns->refs, &o->freed);
     }
     in->size = size;
     in->mtime = in->ctime = o->c->now_ns;
@@ -497,14 +497,15 @@ static int op_commit(struct op *o)
     if ((rc = access_ok(o, in, NS_MAY_WRITE)) != 0)
         return rc;
     for (uint32_t i = 0; i < c->n_blocks; i++)
-        if (c->blocks[i].id >= o->ns->next_block)
-            return CM_E_INVAL; /* never allocated */
+        if (c->blocks[i].id >= o->ns->next_block || ns_gc_is_pending(o->ns, c->blocks[i].id))
+            return CM_E_INVAL; /* never allocated, or freed and being deleted */
     uint64_t size = (c->flags & NS_COMMIT_SET_SIZE) || c->size > in->size ? c->size : in->size;
     size_t n = ns__file_block_count(in);
     if ((rc = reserve_freed(o, 2 * n + c->n_blocks + 2)) != 0 ||
-        (rc = ns__file_replace(in, c->off, c->len, c->blocks, c->n_blocks, &o->freed)) != 0)
+        (rc = ns__file_replace(in, c->off, c->len, c->blocks, c->n_blocks, &o->ns->refs,
+                               &o->freed)) != 0)
         return rc;
-    ns__file_cut(in, size, &o->freed);
+    ns__file_cut(in, size, &o->ns->refs, &o->freed);
     in->size = size;
     in->mtime = in->ctime = c->now_ns;
     in->mode = ns_perm_kill_priv(o->cred, in->mode);
@@ -514,19 +515,21 @@ static int op_commit(struct op *o)
 
 static int op_gc_ack(struct op *o)
 {
-    struct ns_gc *g = &o->ns->gc;
-    uint64_t upto = o->c->count;
-    if (upto > g->first + g->n)
-        return CM_E_INVAL;
-    if (upto > g->first) {
-        uint64_t k = upto - g->first;
-        g->head += k;
-        g->n -= k;
-        g->first = upto;
-        if (g->n == 0)
-            g->head = 0;
-    }
+    for (uint32_t i = 0; i < o->c->n_ids; i++)
+        if (ns__gc_drop(&o->ns->gc, o->c->ids[i]))
+            o->r->value++;
     return 0;
+}
+
+/* Keeps of freed the ids no extent of any file references any more (a block shared between
+ * files, which a client may commit, stays until its last reference goes). */
+static void keep_unreferenced(struct ns *ns, struct ns_u64vec *freed)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < freed->n; i++)
+        if (ns_block_refs(ns, freed->v[i]) == 0)
+            freed->v[k++] = freed->v[i];
+    freed->n = k;
 }
 
 void ns__execute(struct ns *ns, const struct ns_cmd *c, struct ns_result *r)
@@ -553,6 +556,7 @@ void ns__execute(struct ns *ns, const struct ns_cmd *c, struct ns_result *r)
         ns__vec_free(&o.freed);
         return;
     }
+    keep_unreferenced(ns, &o.freed);
     if (o.freed.n > 0)
         ns__gc_push(&ns->gc, o.freed.v, o.freed.n); /* room was reserved */
     r->freed = o.freed.v;

@@ -158,14 +158,5 @@ void ns_statfs(struct ns *ns, struct ns_statfs *out)
     out->blocks_allocated = ns->next_block - 1;
     out->applied = ns->applied;
     out->sessions = ns->n_sessions;
-    out->gc_pending = ns->gc.n;
-}
-
-void ns_gc_pending(struct ns *ns, uint32_t max, uint64_t *first_seq, uint64_t *ids, uint32_t *n)
-{
-    size_t k = ns->gc.n < max ? ns->gc.n : max;
-    if (k > 0)
-        memcpy(ids, ns->gc.ids + ns->gc.head, k * sizeof(uint64_t));
-    *first_seq = ns->gc.first;
-    *n = (uint32_t)k;
+    out->gc_pending = ns->gc.live;
 }

@@ -175,10 +175,11 @@ int ns_snapshot_write(struct ns *ns, ns_write_fn fn, void *arg)
         sw_var(&w, s->result_len);
         sw_bytes(&w, s->result, s->result_len);
     }
-    sw_var(&w, ns->gc.first);
-    sw_var(&w, ns->gc.n);
+    sw_var(&w, 0); /* was the sequence number of the oldest pending id */
+    sw_var(&w, ns->gc.live);
     for (size_t i = 0; i < ns->gc.n && w.err == 0; i++)
-        sw_var(&w, ns->gc.ids[ns->gc.head + i]);
+        if (ns->gc.ids[i] != 0)
+            sw_var(&w, ns->gc.ids[i]);
     sw_bytes(&w, SNAP_END, 8);
     sw_flush(&w);
     free(w.buf);
@@ -488,15 +489,20 @@ static int read_sessions(struct sreader *r, struct ns *ns)
 
 static int read_gc(struct sreader *r, struct ns *ns)
 {
-    ns->gc.first = sr_var(r);
+    (void)sr_var(r); /* a sequence number in older snapshots, 0 now */
     uint64_t n = sr_var(r);
     if (r->err)
         return r->err;
     if (n > sr_remaining(r))
         return CM_E_STORE;
     int rc = ns__gc_reserve(&ns->gc, n);
-    for (uint64_t i = 0; i < n && rc == 0 && r->err == 0; i++)
-        ns->gc.ids[ns->gc.n++] = sr_var(r);
+    for (uint64_t i = 0; i < n && rc == 0 && r->err == 0; i++) {
+        uint64_t id = sr_var(r);
+        if (r->err == 0 && (id == 0 || ns_gc_is_pending(ns, id)))
+            return CM_E_STORE;
+        if (r->err == 0)
+            ns__gc_push(&ns->gc, &id, 1); /* room was reserved */
+    }
     return rc ? rc : r->err;
 }
 
@@ -591,9 +597,12 @@ static int read_all(struct sreader *r, struct ns *t)
     sr_bytes(r, magic, 8);
     if (r->err)
         return r->err;
-    if (memcmp(magic, SNAP_END, 8) != 0 || sr_remaining(r) != 0 || t->inodes[1].mode == 0)
+    if (memcmp(magic, SNAP_END, 8) != 0 || sr_remaining(r) != 0 || t->inodes[1].mode == 0 ||
+        t->inodes[NS_ROOT_INO].gen != 1) /* the root is never freed: always generation 1 */
         return CM_E_STORE;
-    return check_tree(t);
+    if ((rc = check_tree(t)) != 0)
+        return rc;
+    return ns__refs_rebuild(t);
 }
 
 int ns_restore_fd(struct ns *ns, int fd, uint64_t size)

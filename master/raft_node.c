@@ -748,6 +748,28 @@ static void start_snapshot(struct rn_node *n)
     push_job(n, j);
 }
 
+/* Appends a new leadership (leader, term) to the ring of recent ones, dropping the oldest when
+ * full; the same leadership seen again is not repeated. */
+static void record_leader_change(struct rn_status *s, raft_term term, raft_id leader)
+{
+    const struct rn_leader_change *last =
+        s->n_recent_leaders > 0 ? &s->recent_leaders[s->n_recent_leaders - 1] : NULL;
+    if (leader == 0 || (last != NULL && last->term == term && last->leader == leader))
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (s->n_recent_leaders == RN_LEADER_CHANGES_MAX) {
+        memmove(&s->recent_leaders[0], &s->recent_leaders[1],
+                (RN_LEADER_CHANGES_MAX - 1) * sizeof(s->recent_leaders[0]));
+        s->n_recent_leaders--;
+    }
+    s->recent_leaders[s->n_recent_leaders++] = (struct rn_leader_change){
+        .term = term,
+        .leader = leader,
+        .unix_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u,
+    };
+}
+
 static void update_status(struct rn_node *n)
 {
     struct raft_status st;
@@ -770,6 +792,11 @@ static void update_status(struct rn_node *n)
                          st.id, st.leader, st.term);
             pthread_mutex_lock(&n->smu);
             n->status.leader_changes++;
+            pthread_mutex_unlock(&n->smu);
+        }
+        if (st.leader != 0) {
+            pthread_mutex_lock(&n->smu);
+            record_leader_change(&n->status, st.term, st.leader);
             pthread_mutex_unlock(&n->smu);
         }
         /* A transfer completes when the target leads, fails when someone else does. */

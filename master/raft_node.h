@@ -80,6 +80,15 @@ void rn_conf_change(struct rn_node *n, int op, raft_id id, const char *addr, rn_
  * /status) and waits for it. */
 void rn_run_sync(struct rn_node *n, void (*fn)(void *arg), void *arg);
 
+/* A leadership this node learned of: a new leader, or the same one in a new term (Raft §5.2:
+ * at most one leader per term). A lost leader (0) is no change until the next one is known. */
+struct rn_leader_change {
+    uint64_t term;
+    raft_id leader;
+    uint64_t unix_ms; /* wall-clock time this node learned of it */
+};
+#define RN_LEADER_CHANGES_MAX 16
+
 /* A consistent copy of the core's status plus driver counters, safe from any thread. */
 struct rn_status {
     struct raft_status raft;
@@ -92,6 +101,9 @@ struct rn_status {
     uint64_t fsync_hist[16];  /* fsync latency histogram, bucket i: < 2^i * 64 us */
     uint64_t snapshots_taken;
     uint64_t snapshots_installed;
+    /* The last n_recent_leaders leaderships seen, oldest first (at most RN_LEADER_CHANGES_MAX). */
+    struct rn_leader_change recent_leaders[RN_LEADER_CHANGES_MAX];
+    uint32_t n_recent_leaders;
 };
 void rn_get_status(struct rn_node *n, struct rn_status *out);
 /* The known leader (0: none) and whether it is this node; cheap, any thread. */

@@ -9,6 +9,7 @@ PKGS=(
     libc-ares-dev libleveldb-dev libcjson-dev libcurl4-openssl-dev libmicrohttpd-dev
     uthash-dev libcriterion-dev
     curl wrk rsync git
+    chromium
 )
 
 missing=()

@@ -382,10 +382,10 @@ static inline char *t_dump(struct ns *ns)
               " blocks=%" PRIu64 " applied=%" PRIu64 " sessions=%" PRIu64 " gc=%" PRIu64 "\n",
               st.inodes, st.files, st.dirs, st.symlinks, st.blocks_allocated, st.applied,
               st.sessions, st.gc_pending);
-    uint64_t first, ids[64];
+    uint64_t next, ids[64];
     uint32_t n;
-    ns_gc_pending(ns, 64, &first, ids, &n);
-    sb_printf(&s, "gc first=%" PRIu64 ":", first);
+    ns_gc_pending(ns, 0, 64, ids, &n, &next);
+    sb_printf(&s, "gc:");
     for (uint32_t i = 0; i < n; i++)
         sb_printf(&s, " %" PRIu64, ids[i]);
     sb_printf(&s, "\n/ ");

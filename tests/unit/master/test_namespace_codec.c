@@ -54,7 +54,8 @@ static int all_commands(void *cmds[], size_t lens[])
         0);
     n++;
     rq.cred = NULL;
-    cr_assert_eq(ns_cmd_gc_ack(&rq, 1ull << 50, &cmds[n], &lens[n]), 0);
+    static const uint64_t gc_ids[] = {1ull << 50, 7};
+    cr_assert_eq(ns_cmd_gc_ack(&rq, gc_ids, 2, &cmds[n], &lens[n]), 0);
     n++;
     return n;
 }
@@ -134,7 +135,9 @@ Test(codec, round_trip_every_op)
             cr_assert_eq(c.blocks[0].crc32c, t_block(3, 100).crc32c);
             break;
         case NS_OP_GC_ACK:
-            cr_assert_eq(c.count, 1ull << 50);
+            cr_assert_eq(c.n_ids, 2);
+            cr_assert_eq(c.ids[0], 1ull << 50);
+            cr_assert_eq(c.ids[1], 7);
             break;
         }
         ns_cmd_clear(&c);

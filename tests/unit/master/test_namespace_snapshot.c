@@ -40,7 +40,8 @@ struct gen {
     int64_t now;
     void *last;
     size_t last_len;
-    uint64_t gc_first;
+    uint64_t gc_ids[4]; /* the oldest pending garbage ids */
+    uint32_t n_gc;
 };
 
 static uint32_t rnd(struct gen *g, uint32_t n)
@@ -172,9 +173,16 @@ static void *next_command(struct gen *g, size_t *len)
                            &c, len);
         break;
     }
-    default:
-        rc = ns_cmd_gc_ack(&rq, g->gc_first + rnd(g, 4), &c, len);
+    default: {
+        uint64_t ids[5];
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < g->n_gc; i++)
+            if (rnd(g, 2) == 0)
+                ids[n++] = g->gc_ids[i];
+        ids[n++] = 1 + rnd(g, 1000); /* pending or not: unknown ids are ignored */
+        rc = ns_cmd_gc_ack(&rq, ids, n, &c, len);
         break;
+    }
     }
     cr_assert_eq(rc, 0);
     free(g->last);
@@ -202,10 +210,8 @@ static void observe(struct gen *g, struct ns *ns, const void *cmd, size_t cmd_le
     ns_result_clear(&r);
     struct ns_statfs st;
     ns_statfs(ns, &st);
-    uint64_t first, ids[1];
-    uint32_t n;
-    ns_gc_pending(ns, 1, &first, ids, &n);
-    g->gc_first = first;
+    uint64_t next;
+    ns_gc_pending(ns, 0, 4, g->gc_ids, &g->n_gc, &next);
 }
 
 static void gen_init(struct gen *g, uint64_t seed)

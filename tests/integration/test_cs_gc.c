@@ -1,0 +1,200 @@
+/* Three masters and three real dfs-chunkservers: blocks of deleted files are deleted on the
+ * chunkservers and the leader acknowledges them (GC_ACK), so its pending garbage goes back to
+ * 0; a chunkserver that is dead does not hold the acknowledgement up. */
+#include <criterion/criterion.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cluster.h"
+#include "common/errors.h"
+#include "common/json.h"
+
+#define T_LEADER_MS 10000
+#define T_GC_MS     30000
+#define MASTER_ARGS "--cs-dead-timeout-s 2"
+#define CS_ARGS     "--heartbeat-ms 200"
+#define N_CS        3
+#define N_FILES     5
+#define BLOCK_LEN   (16 * 1024)
+
+static uint64_t u64(const cJSON *o, const char *field)
+{
+    uint64_t v = 0;
+    cr_assert_eq(cm_json_get_u64(o, field, &v), 0, "field %s", field);
+    return v;
+}
+
+/* The leader's view: chunkservers alive (ids by k into ids) and the pending garbage. */
+static int leader_view(struct tc_cluster *c, uint64_t ids[N_CS], uint64_t *gc_pending)
+{
+    int leader = tc_wait_leader(c, T_LEADER_MS), alive = 0;
+    cJSON *s = leader >= 0 ? tc_status(c, leader) : NULL;
+    const cJSON *x;
+    *gc_pending = UINT64_MAX;
+    if (s == NULL)
+        return 0;
+    cm_json_get_u64(cJSON_GetObjectItemCaseSensitive(s, "namespace"), "gc_pending", gc_pending);
+    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(s, "chunkservers"))
+    {
+        const char *addr = NULL;
+        uint64_t id = 0;
+        cm_json_get_str(x, "addr", 256, &addr, NULL);
+        cm_json_get_u64(x, "id", &id);
+        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "alive")))
+            continue;
+        alive++;
+        for (int k = 0; addr != NULL && k < N_CS; k++) {
+            char want[32];
+            snprintf(want, sizeof(want), "127.0.0.1:%u", c->cs[k].port);
+            if (strcmp(addr, want) == 0)
+                ids[k] = id;
+        }
+    }
+    cJSON_Delete(s);
+    return alive;
+}
+
+static void start_cluster(struct tc_cluster *c, uint64_t ids[N_CS])
+{
+    tc_init(c, 3, MASTER_ARGS);
+    tc_start_all(c);
+    cr_assert_geq(tc_wait_leader(c, T_LEADER_MS), 0, "no leader");
+    for (int k = 0; k < N_CS; k++)
+        tc_cs_start(c, k, 0, CS_ARGS);
+    uint64_t deadline = tc_now_ms() + T_GC_MS, gc;
+    memset(ids, 0, N_CS * sizeof(*ids));
+    while (leader_view(c, ids, &gc) != N_CS || !ids[0] || !ids[1] || !ids[2]) {
+        cr_assert_lt(tc_now_ms(), deadline, "the leader does not see %d live chunkservers", N_CS);
+        usleep(100 * 1000);
+    }
+}
+
+static cJSON *fs(struct tc_cluster *c, const char *path, const char *fmt, ...)
+{
+    char buf[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    cJSON *b = cJSON_Parse(buf), *a = NULL;
+    cr_assert_not_null(b, "bad test JSON %s", buf);
+    int rc = tc_post(c, path, b, &a, 10000);
+    cJSON_Delete(b);
+    cr_assert_eq(rc, 0, "%s %s: %s", path, buf, cm_strerror(rc));
+    return a;
+}
+
+/* The cm code of a GET of the block from chunkserver k. */
+static int get_block(struct tc_cluster *c, int k, uint64_t block)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/blocks/%016llx", c->cs[k].port,
+             (unsigned long long)block);
+    struct cm_http_call get = {.method = "GET", .url = url, .flags = CM_HTTP_CALL_RAW};
+    struct cm_http_response r = {0};
+    int rc = cm_http_call(c->http, &get, &r);
+    cm_http_response_clear(&r);
+    return rc;
+}
+
+/* File "f<i>" with one block on all three chunkservers (one pipeline), committed. */
+static uint64_t write_file(struct tc_cluster *c, const uint64_t ids[N_CS], int i, uint64_t *seq)
+{
+    static uint8_t data[BLOCK_LEN];
+    for (size_t k = 0; k < sizeof(data); k++)
+        data[k] = (uint8_t)(k * 7 + (size_t)i);
+    cJSON *a = fs(c, "/v1/fs/create",
+                  "{\"client\":9,\"seq\":%llu,\"parent\":1,\"pgen\":1,\"name\":\"f%d\","
+                  "\"mode\":420,\"excl\":true}",
+                  (unsigned long long)++*seq, i);
+    const cJSON *attr = cJSON_GetObjectItemCaseSensitive(a, "attr");
+    uint64_t ino = u64(attr, "ino"), gen = u64(attr, "gen");
+    cJSON_Delete(a);
+    a = fs(c, "/v1/fs/alloc-blocks", "{\"client\":9,\"seq\":%llu,\"count\":1}",
+           (unsigned long long)++*seq);
+    uint64_t block = u64(a, "value");
+    cJSON_Delete(a);
+    char url[256];
+    snprintf(url, sizeof(url),
+             "http://127.0.0.1:%u/blocks/%016llx?pipeline=127.0.0.1:%u,127.0.0.1:%u", c->cs[0].port,
+             (unsigned long long)block, c->cs[1].port, c->cs[2].port);
+    struct cm_http_call call = {.method = "PUT", .url = url, .body = data, .body_len = BLOCK_LEN};
+    struct cm_http_response r = {0};
+    cr_assert_eq(cm_http_call(c->http, &call, &r), 0, "PUT block");
+    uint64_t crc = u64(r.json, "crc32c");
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "failed")), 0);
+    cm_http_response_clear(&r);
+    a = fs(c, "/v1/fs/commit",
+           "{\"client\":9,\"seq\":%llu,\"ino\":%llu,\"gen\":%llu,\"off\":0,\"len\":%d,\"size\":%d,"
+           "\"blocks\":[{\"id\":%llu,\"len\":%d,\"crc32c\":%llu,\"replicas\":[%llu,%llu,%llu]}]}",
+           (unsigned long long)++*seq, (unsigned long long)ino, (unsigned long long)gen, BLOCK_LEN,
+           BLOCK_LEN, (unsigned long long)block, BLOCK_LEN, (unsigned long long)crc,
+           (unsigned long long)ids[0], (unsigned long long)ids[1], (unsigned long long)ids[2]);
+    cJSON_Delete(a);
+    return block;
+}
+
+/* Writes N_FILES files (their blocks into blocks), checks every copy is there, kills
+ * chunkserver kill (unless -1), then deletes the files. */
+static void write_and_delete(struct tc_cluster *c, const uint64_t ids[N_CS], uint64_t *blocks,
+                             int kill)
+{
+    uint64_t seq = 0, gc;
+    for (int i = 0; i < N_FILES; i++)
+        blocks[i] = write_file(c, ids, i, &seq);
+    for (int i = 0; i < N_FILES; i++)
+        for (int k = 0; k < N_CS; k++)
+            cr_assert_eq(get_block(c, k, blocks[i]), 0, "block %d on chunkserver %d", i, k);
+    if (kill >= 0)
+        tc_cs_kill(c, kill); /* keeps its copies, and the leader sees it alive for a while */
+    for (int i = 0; i < N_FILES; i++)
+        cJSON_Delete(fs(c, "/v1/fs/unlink",
+                        "{\"client\":9,\"seq\":%llu,\"parent\":1,\"pgen\":1,\"name\":\"f%d\"}",
+                        (unsigned long long)++seq, i));
+    uint64_t tmp[N_CS];
+    leader_view(c, tmp, &gc);
+    cr_assert_gt(gc, 0, "the deleted files' blocks are pending garbage");
+}
+
+/* Waits until the leader's pending garbage is 0 and the live chunkservers (not skip) have
+ * deleted every block. */
+static void wait_collected(struct tc_cluster *c, const uint64_t *blocks, int skip)
+{
+    uint64_t deadline = tc_now_ms() + T_GC_MS, gc = UINT64_MAX, ids[N_CS];
+    for (;;) {
+        bool gone = true;
+        for (int i = 0; i < N_FILES; i++)
+            for (int k = 0; k < N_CS; k++)
+                if (k != skip && get_block(c, k, blocks[i]) != CM_E_NOENT)
+                    gone = false;
+        leader_view(c, ids, &gc);
+        if (gone && gc == 0)
+            return;
+        cr_assert_lt(tc_now_ms(), deadline, "blocks deleted: %d, gc_pending %llu", gone,
+                     (unsigned long long)gc);
+        usleep(100 * 1000);
+    }
+}
+
+Test(cs_gc, deleted_blocks_are_collected_and_acknowledged, .timeout = 180)
+{
+    struct tc_cluster c;
+    uint64_t ids[N_CS], blocks[N_FILES];
+    start_cluster(&c, ids);
+    write_and_delete(&c, ids, blocks, -1);
+    wait_collected(&c, blocks, -1);
+    tc_destroy(&c);
+}
+
+Test(cs_gc, a_dead_chunkserver_does_not_hold_up_acknowledgement, .timeout = 180)
+{
+    struct tc_cluster c;
+    uint64_t ids[N_CS], blocks[N_FILES];
+    start_cluster(&c, ids);
+    write_and_delete(&c, ids, blocks, 2);
+    wait_collected(&c, blocks, 2);
+    tc_destroy(&c);
+}
