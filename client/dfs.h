@@ -164,8 +164,9 @@ int dfs_statfs(struct dfs *fs, struct dfs_statfs *out);
  * or a checksum mismatch (chunkservers verify every byte they serve).
  *
  * An open file buffers what is written into at most one block of memory, stores a block when it
- * fills or when a write goes elsewhere, and commits at dfs_file_flush (or when 4096 stored blocks
- * wait). Only a successful flush makes writes durable and visible to others: close-to-open
+ * fills or when a write goes elsewhere, and commits at dfs_file_flush (or, at a write, when 4096
+ * stored blocks wait or the oldest has waited 10 minutes: the masters delete unreferenced blocks
+ * an hour after their ids were reserved, so a writer must not sit on stored blocks that long). Only a successful flush makes writes durable and visible to others: close-to-open
  * consistency. Reads through the same dfs_file see its own writes at once. */
 struct dfs_file;
 

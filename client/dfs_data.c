@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "client/dfs.h"
 #include "client/dfs_internal.h"
@@ -24,14 +25,19 @@
 #include "common/json.h"
 #include "common/log.h"
 
-#define IDS_BATCH       64                /* block ids reserved per alloc-blocks */
-#define COMMIT_MAX      4096              /* blocks per commit (the masters' limit) */
-#define PUT_ATTEMPTS    6                 /* stores of one block before giving up */
+#define IDS_BATCH 64 /* block ids reserved per alloc-blocks */
+/* The masters delete, as orphans, blocks on chunkservers that no file references and whose ids
+ * were reserved more than an hour ago (CS_ORPHAN_GRACE_MS). So reserved ids are not used after
+ * IDS_MAX_AGE_MS, and stored blocks wait at most PEND_MAX_AGE_MS for their commit. */
+#define IDS_MAX_AGE_MS  (10 * 60 * 1000)
+#define PEND_MAX_AGE_MS (10 * 60 * 1000)
+#define COMMIT_MAX      4096               /* blocks per commit (the masters' limit) */
+#define PUT_ATTEMPTS    6                  /* stores of one block before giving up */
 #define READAHEAD       (8u * 1024 * 1024) /* bytes fetched past a read that misses */
 #define PIECE_MAX       (2u * 1024 * 1024) /* bytes per ranged GET of a large read */
 #define FETCH_THREADS   4                  /* ranged GETs of one read at a time */
-#define EXT_WINDOW      (256ull << 20)    /* file bytes whose extents one listing asks for */
-#define EXT_MAX         1024              /* extents per listing */
+#define EXT_WINDOW      (256ull << 20)     /* file bytes whose extents one listing asks for */
+#define EXT_MAX         1024               /* extents per listing */
 #define CRED_GROUPS_MAX 32
 #define ADDR_MAX        272
 
@@ -61,6 +67,7 @@ struct dfs_file {
     uint64_t woff;
     struct pend_block *pend;
     size_t npend, cappend;
+    uint64_t pend_ms; /* when pend[0] was stored */
     uint64_t dirty_end;
     int werr; /* a failed store, reported by the next flush */
     /* reading */
@@ -74,6 +81,14 @@ struct dfs_file {
     size_t racap, ralen;
     uint64_t raoff;
 };
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 static const struct dfs_cred *cred_of(const struct dfs_file *f)
 {
@@ -170,7 +185,7 @@ static int take_block_id(struct dfs *fs, uint64_t *id)
     int rc;
 
     pthread_mutex_lock(&fs->mu);
-    if (fs->ids_next < fs->ids_end) {
+    if (fs->ids_next < fs->ids_end && now_ms() - fs->ids_ms < IDS_MAX_AGE_MS) {
         *id = fs->ids_next++;
         pthread_mutex_unlock(&fs->mu);
         return 0;
@@ -187,6 +202,7 @@ static int take_block_id(struct dfs *fs, uint64_t *id)
     pthread_mutex_lock(&fs->mu);
     fs->ids_next = first + 1;
     fs->ids_end = first + IDS_BATCH;
+    fs->ids_ms = now_ms();
     pthread_mutex_unlock(&fs->mu);
     *id = first;
     return 0;
@@ -321,8 +337,8 @@ static int put_once(struct dfs *fs, uint64_t id, const void *data, uint32_t len,
     if (n > 1) {
         used = (size_t)snprintf(pipe_h, sizeof(pipe_h), "X-Dfs-Pipeline: ");
         for (unsigned i = 1; i < n; i++)
-            used += (size_t)snprintf(pipe_h + used, sizeof(pipe_h) - used, "%s%s",
-                                     i > 1 ? "," : "", t[i].addr);
+            used += (size_t)snprintf(pipe_h + used, sizeof(pipe_h) - used, "%s%s", i > 1 ? "," : "",
+                                     t[i].addr);
         headers[2] = pipe_h;
     }
     call.method = "PUT";
@@ -428,6 +444,8 @@ static int seal_locked(struct dfs_file *f)
     if ((rc = put_block(f->fs, f->wbuf, (uint32_t)f->wlen, &pb)) != 0)
         return rc;
     pb.off = f->woff;
+    if (f->npend == 0)
+        f->pend_ms = now_ms();
     f->pend[f->npend++] = pb;
     f->wlen = 0;
     return 0;
@@ -582,7 +600,7 @@ int dfs_file_write(struct dfs_file *f, uint64_t off, const void *buf, size_t len
             f->dirty_end = off;
         if (f->wlen == bs && (rc = seal_locked(f)) != 0)
             break;
-        if (f->npend >= COMMIT_MAX) {
+        if (f->npend >= COMMIT_MAX || (f->npend > 0 && now_ms() - f->pend_ms >= PEND_MAX_AGE_MS)) {
             struct dfs_attr a;
             if ((rc = commit_locked(f, &a, &ignored)) != 0)
                 break;

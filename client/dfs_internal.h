@@ -32,6 +32,7 @@ struct dfs {
     pthread_cond_t cv;
     struct session sessions[DFS_SESSIONS];
     uint64_t ids_next, ids_end; /* block ids reserved by alloc-blocks, not used yet */
+    uint64_t ids_ms;            /* when they were reserved (monotonic ms) */
     struct dfs_data_stats stats;
 };
 
