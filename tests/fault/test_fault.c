@@ -12,7 +12,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +31,6 @@
 
 #define T_LEADER_MS 15000
 #define T_CS_MS     20000
-#define T_MOUNT_MS  20000
 #define BS          (1u << 20)
 #define CS_ARGS     "--block-size 1M --heartbeat-ms 200"
 
@@ -52,50 +50,10 @@ static void rnd_fill(uint8_t *buf, size_t n, uint64_t seed)
     }
 }
 
-static void masters_list(struct tc_cluster *c, char *out, size_t cap)
-{
-    size_t len = 0;
-    out[0] = '\0';
-    for (int i = 0; i < c->n; i++)
-        len += (size_t)snprintf(out + len, cap - len, "%s127.0.0.1:%u", i > 0 ? "," : "",
-                                c->m[i].client_port);
-}
-
-/* How many chunkservers the leader sees alive; ids[k] (may be NULL) gets chunkserver k's id and
- * no_space[k] (may be NULL) its flag. */
-static int cs_view(struct tc_cluster *c, int ncs, uint64_t *ids, bool *no_space)
-{
-    int leader = tc_wait_leader(c, T_LEADER_MS), alive = 0;
-    cJSON *s = leader >= 0 ? tc_status(c, leader) : NULL;
-    const cJSON *x;
-    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(s, "chunkservers"))
-    {
-        const char *addr = NULL;
-        uint64_t id = 0;
-        cm_json_get_str(x, "addr", 256, &addr, NULL);
-        cm_json_get_u64(x, "id", &id);
-        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "alive")))
-            continue;
-        alive++;
-        for (int k = 0; addr != NULL && k < ncs; k++) {
-            char want[32];
-            snprintf(want, sizeof(want), "127.0.0.1:%u", c->cs[k].port);
-            if (strcmp(addr, want) != 0)
-                continue;
-            if (ids != NULL)
-                ids[k] = id;
-            if (no_space != NULL)
-                no_space[k] = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "no_space"));
-        }
-    }
-    cJSON_Delete(s);
-    return alive;
-}
-
 static void wait_cs_alive(struct tc_cluster *c, int ncs)
 {
     uint64_t deadline = tc_now_ms() + T_CS_MS;
-    while (cs_view(c, ncs, NULL, NULL) < ncs) {
+    while (tc_cs_view(c, ncs, NULL, NULL) < ncs) {
         cr_assert_lt(tc_now_ms(), deadline, "the leader does not see %d live chunkservers", ncs);
         usleep(50 * 1000);
     }
@@ -128,103 +86,12 @@ static struct dfs *open_fs(struct tc_cluster *c)
     struct dfs_options opt = {
         .op_timeout_ms = 60000, .block_size = BS, .replication = 3, .data_timeout_ms = 10000};
     struct dfs *fs = NULL;
-    masters_list(c, masters, sizeof(masters));
+    tc_masters(c, masters, sizeof(masters));
     cr_assert_eq(dfs_open(masters, &opt, &fs), 0);
     return fs;
 }
 
-/* Runs a shell command line (bash, -e -o pipefail); returns its exit status. */
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-    char body[4096], cmd[4300];
-    va_list ap;
-    int st;
-
-    va_start(ap, fmt);
-    vsnprintf(body, sizeof(body), fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof(cmd), "bash -c 'set -eo pipefail; %s'", body);
-    st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
 /* ---- the mount ---- */
-
-struct mount {
-    char dir[300], log[300];
-    pid_t pid;
-};
-
-static bool mounted(const char *dir)
-{
-    struct stat a, b;
-    char parent[320];
-
-    snprintf(parent, sizeof(parent), "%s/..", dir);
-    return stat(dir, &a) == 0 && stat(parent, &b) == 0 && a.st_dev != b.st_dev;
-}
-
-/* Mounts the cluster at <root>/<name> with `dfs -f` (1 MiB blocks); log: <root>/<name>.<n>.log. */
-static void do_mount(struct tc_cluster *c, struct mount *m, const char *name, int n)
-{
-    char cmd[2048], masters[512];
-
-    masters_list(c, masters, sizeof(masters));
-    snprintf(m->dir, sizeof(m->dir), "%s/%s", c->root, name);
-    snprintf(m->log, sizeof(m->log), "%s/%s.%d.log", c->root, name, n);
-    cr_assert(mkdir(m->dir, 0755) == 0 || errno == EEXIST);
-    snprintf(cmd, sizeof(cmd),
-             "exec %s %s %s -f -o block_size=1048576,attr_timeout=0.5,entry_timeout=0.5,"
-             "log_level=info >%s 2>&1",
-             DFS_FUSE_BIN, masters, m->dir, m->log);
-    m->pid = fork();
-    cr_assert_geq(m->pid, 0);
-    if (m->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    uint64_t end = tc_now_ms() + T_MOUNT_MS;
-    while (!mounted(m->dir)) {
-        int st;
-        cr_assert_eq(waitpid(m->pid, &st, WNOHANG), 0, "dfs exited before mounting (see %s)",
-                     m->log);
-        cr_assert_lt(tc_now_ms(), end, "not mounted within %d ms", T_MOUNT_MS);
-        usleep(20000);
-    }
-}
-
-/* Fails on a sanitizer report in the daemon's log. */
-static void check_log(const char *path)
-{
-    char line[1024];
-    FILE *f = fopen(path, "r");
-
-    if (f == NULL)
-        return;
-    while (fgets(line, sizeof(line), f) != NULL)
-        cr_assert(strstr(line, "Sanitizer") == NULL && strstr(line, "runtime error:") == NULL,
-                  "sanitizer report in %s: %s", path, line);
-    fclose(f);
-}
-
-/* fusermount3 -u, and the daemon exits 0. */
-static void do_umount(struct mount *m)
-{
-    char cmd[400];
-    int st = 0;
-
-    snprintf(cmd, sizeof(cmd), "fusermount3 -u %s", m->dir);
-    for (int i = 0; system(cmd) != 0; i++) {
-        cr_assert_lt(i, 100, "fusermount3 -u %s keeps failing", m->dir);
-        usleep(100000);
-    }
-    cr_assert_eq(waitpid(m->pid, &st, 0), m->pid);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "dfs did not exit cleanly: %d (see %s)", st,
-              m->log);
-    check_log(m->log);
-}
 
 /* Waits up to timeout_ms for child pid; true when it exited (*st set). */
 static bool wait_child(pid_t pid, int *st, int timeout_ms)
@@ -314,12 +181,12 @@ static int count_lines(const char *path)
 Test(fault, fuse_kill_9_keeps_every_fsynced_file)
 {
     struct tc_cluster *c = start(3);
-    struct mount m;
+    struct tc_mount m;
     char logpath[300];
     int st;
 
-    do_mount(c, &m, "mnt", 1);
-    cr_assert_eq(sh("mkdir %s/d0 %s/d1 %s/d2 %s/d3", m.dir, m.dir, m.dir, m.dir), 0);
+    tc_mount(c, &m, "mnt", NULL);
+    cr_assert_eq(tc_sh("mkdir %s/d0 %s/d1 %s/d2 %s/d3", m.dir, m.dir, m.dir, m.dir), 0);
     snprintf(logpath, sizeof(logpath), "%s/fsynced.log", c->root);
     pid_t w = fork();
     cr_assert_geq(w, 0);
@@ -338,10 +205,10 @@ Test(fault, fuse_kill_9_keeps_every_fsynced_file)
     /* The writer fails on the dead mount and stops. */
     cr_assert(wait_child(w, &st, 30000), "the writer hangs on the dead mount");
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "writer: %d", st);
-    cr_assert_eq(sh("fusermount3 -u -z %s", m.dir), 0);
-    cr_assert_not(mounted(m.dir));
+    cr_assert_eq(tc_sh("fusermount3 -u -z %s", m.dir), 0);
+    cr_assert_not(tc_mounted(m.dir));
 
-    do_mount(c, &m, "mnt", 2);
+    tc_mount(c, &m, "mnt", NULL);
     FILE *f = fopen(logpath, "r");
     cr_assert_not_null(f);
     char name[64];
@@ -369,8 +236,8 @@ Test(fault, fuse_kill_9_keeps_every_fsynced_file)
     free(buf);
     cr_assert_geq(checked, 30);
     /* The remounted file system works. */
-    cr_assert_eq(sh("echo after > %s/after && test \"$(cat %s/after)\" = after", m.dir, m.dir), 0);
-    do_umount(&m);
+    cr_assert_eq(tc_sh("echo after > %s/after && test \"$(cat %s/after)\" = after", m.dir, m.dir), 0);
+    tc_umount(&m);
     finish(c);
 }
 
@@ -899,7 +766,7 @@ Test(fault, full_chunkserver_disk_is_avoided_or_enospc, .fini = umount_tmpfs)
                 (unsigned long long)cs_refused(c, 0));
     /* The full chunkserver says so. */
     for (uint64_t end = tc_now_ms() + T_CS_MS; !no_space[0];) {
-        cs_view(c, 3, NULL, no_space);
+        tc_cs_view(c, 3, NULL, no_space);
         cr_assert_lt(tc_now_ms(), end, "chunkserver 0 never reports no_space");
         usleep(50000);
     }

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -418,4 +419,129 @@ int tc_post(struct tc_cluster *c, const char *path, const cJSON *body, cJSON **a
             usleep(10 * 1000);
     }
     return rc;
+}
+
+void tc_masters(struct tc_cluster *c, char *out, size_t cap)
+{
+    size_t len = 0;
+
+    out[0] = '\0';
+    for (int i = 0; i < c->n && len < cap; i++)
+        len += (size_t)snprintf(out + len, cap - len, "%s127.0.0.1:%u", i > 0 ? "," : "",
+                                c->m[i].client_port);
+}
+
+int tc_cs_view(struct tc_cluster *c, int ncs, uint64_t *ids, bool *no_space)
+{
+    int leader = tc_wait_leader(c, 10000), alive = 0;
+    cJSON *s = leader >= 0 ? tc_status(c, leader) : NULL;
+    const cJSON *x;
+
+    if (ids != NULL)
+        memset(ids, 0, (size_t)ncs * sizeof(*ids));
+    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(s, "chunkservers"))
+    {
+        const char *addr = NULL;
+        uint64_t id = 0;
+        cm_json_get_str(x, "addr", 256, &addr, NULL);
+        cm_json_get_u64(x, "id", &id);
+        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "alive")))
+            continue;
+        alive++;
+        for (int k = 0; addr != NULL && k < ncs; k++) {
+            char want[32];
+            snprintf(want, sizeof(want), "127.0.0.1:%u", c->cs[k].port);
+            if (strcmp(addr, want) != 0)
+                continue;
+            if (ids != NULL)
+                ids[k] = id;
+            if (no_space != NULL)
+                no_space[k] = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "no_space"));
+        }
+    }
+    cJSON_Delete(s);
+    return alive;
+}
+
+int tc_sh(const char *fmt, ...)
+{
+    char body[4096], cmd[4300];
+    va_list ap;
+    int st;
+
+    va_start(ap, fmt);
+    vsnprintf(body, sizeof(body), fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof(cmd), "bash -c 'set -eo pipefail; %s'", body);
+    st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+bool tc_mounted(const char *dir)
+{
+    struct stat a, b;
+    char parent[320];
+
+    snprintf(parent, sizeof(parent), "%s/..", dir);
+    return stat(dir, &a) == 0 && stat(parent, &b) == 0 && a.st_dev != b.st_dev;
+}
+
+void tc_mount(struct tc_cluster *c, struct tc_mount *m, const char *name, const char *extra)
+{
+    static int mounts;
+    char cmd[2048], masters[512];
+
+    tc_masters(c, masters, sizeof(masters));
+    snprintf(m->dir, sizeof(m->dir), "%s/%s", c->root, name);
+    snprintf(m->log, sizeof(m->log), "%s/%s.%d.log", c->root, name, ++mounts);
+    cr_assert(mkdir(m->dir, 0755) == 0 || errno == EEXIST);
+    snprintf(cmd, sizeof(cmd),
+             "exec %s %s %s -f -o block_size=1048576,allow_other,attr_timeout=0.5,entry_timeout="
+             "0.5,log_level=info%s%s >%s 2>&1",
+             DFS_FUSE_BIN, masters, m->dir, extra ? "," : "", extra ? extra : "", m->log);
+    m->pid = fork();
+    cr_assert_geq(m->pid, 0);
+    if (m->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    uint64_t end = tc_now_ms() + 20000;
+    while (!tc_mounted(m->dir)) {
+        int st;
+        cr_assert_eq(waitpid(m->pid, &st, WNOHANG), 0, "dfs exited before mounting (see %s)",
+                     m->log);
+        cr_assert_lt(tc_now_ms(), end, "%s not mounted within 20 s", m->dir);
+        usleep(20000);
+    }
+}
+
+/* Fails on a sanitizer report in a log. */
+static void check_log(const char *path)
+{
+    char line[1024];
+    FILE *f = fopen(path, "r");
+
+    if (f == NULL)
+        return;
+    while (fgets(line, sizeof(line), f) != NULL)
+        cr_assert(strstr(line, "Sanitizer") == NULL && strstr(line, "runtime error:") == NULL,
+                  "sanitizer report in %s: %s", path, line);
+    fclose(f);
+}
+
+void tc_umount(struct tc_mount *m)
+{
+    char cmd[400];
+    int st = 0;
+
+    snprintf(cmd, sizeof(cmd), "fusermount3 -u %s", m->dir);
+    for (int i = 0; system(cmd) != 0; i++) {
+        cr_assert_lt(i, 100, "fusermount3 -u %s keeps failing", m->dir);
+        usleep(100000);
+    }
+    cr_assert_eq(waitpid(m->pid, &st, 0), m->pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "dfs did not exit cleanly: %d (see %s)", st,
+              m->log);
+    check_log(m->log);
 }

@@ -6,6 +6,7 @@
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -89,6 +90,31 @@ int tc_post(struct tc_cluster *c, const char *path, const cJSON *body, cJSON **a
 
 /* POST a JSON body to a master's admin port; returns the cm result code. */
 int tc_admin(struct tc_cluster *c, int i, const char *path, const char *json);
+
+/* "127.0.0.1:P,127.0.0.1:Q,..." of the masters' client ports, for libdfs, dfsctl and mounts. */
+void tc_masters(struct tc_cluster *c, char *out, size_t cap);
+
+/* How many chunkservers the leader sees alive; ids[k] (may be NULL; zeroed first) gets the id of
+ * chunkserver k (0 unless alive) and no_space[k] (may be NULL) its flag. */
+int tc_cs_view(struct tc_cluster *c, int ncs, uint64_t *ids, bool *no_space);
+
+/* Runs a command line with bash (set -e -o pipefail; no single quotes in it); returns its exit
+ * status (128 when killed). */
+int tc_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A FUSE mount of the cluster by the `dfs` daemon in the foreground (tests only). */
+struct tc_mount {
+    char dir[300], log[300];
+    pid_t pid;
+};
+/* Whether dir is a mountpoint (its device differs from its parent's). */
+bool tc_mounted(const char *dir);
+/* Mounts the cluster at <root>/<name> (made when missing) with `dfs -f`, 1 MiB blocks, 0.5 s
+ * caches, allow_other and the -o options in extra (may be NULL); waits until it is mounted. The
+ * log goes to <root>/<name>.<n>.log, n counting the mounts of this process. */
+void tc_mount(struct tc_cluster *c, struct tc_mount *m, const char *name, const char *extra);
+/* fusermount3 -u; the daemon must exit 0 and its log hold no sanitizer report. */
+void tc_umount(struct tc_mount *m);
 
 /* Milliseconds on the monotonic clock. */
 uint64_t tc_now_ms(void);

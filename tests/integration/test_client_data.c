@@ -58,39 +58,11 @@ static uint8_t *xmalloc(size_t n)
 
 /* ---- the cluster ---- */
 
-/* The leader's view of the chunkservers: ids[k] the cs id of chunkserver k when alive (else 0);
- * returns how many are alive. */
-static int cs_view(struct tc_cluster *c, int ncs, uint64_t ids[TC_MAX_CHUNKSERVERS])
-{
-    int leader = tc_wait_leader(c, T_LEADER_MS), alive = 0;
-    cJSON *s = leader >= 0 ? tc_status(c, leader) : NULL;
-    const cJSON *x;
-    memset(ids, 0, TC_MAX_CHUNKSERVERS * sizeof(*ids));
-    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(s, "chunkservers"))
-    {
-        const char *addr = NULL;
-        uint64_t id = 0;
-        cm_json_get_str(x, "addr", 256, &addr, NULL);
-        cm_json_get_u64(x, "id", &id);
-        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "alive")))
-            continue;
-        alive++;
-        for (int k = 0; addr != NULL && k < ncs; k++) {
-            char want[32];
-            snprintf(want, sizeof(want), "127.0.0.1:%u", c->cs[k].port);
-            if (strcmp(addr, want) == 0)
-                ids[k] = id;
-        }
-    }
-    cJSON_Delete(s);
-    return alive;
-}
-
 static void wait_cs_alive(struct tc_cluster *c, int ncs, uint64_t ids[TC_MAX_CHUNKSERVERS])
 {
     uint64_t deadline = tc_now_ms() + T_CS_MS;
     for (;;) {
-        bool all = cs_view(c, ncs, ids) == ncs;
+        bool all = tc_cs_view(c, ncs, ids, NULL) == ncs;
         for (int k = 0; k < ncs; k++)
             all &= ids[k] != 0;
         if (all)

@@ -30,31 +30,15 @@ static uint64_t u64(const cJSON *o, const char *field)
 /* The leader's view: chunkservers alive (ids by k into ids) and the pending garbage. */
 static int leader_view(struct tc_cluster *c, uint64_t ids[N_CS], uint64_t *gc_pending)
 {
-    int leader = tc_wait_leader(c, T_LEADER_MS), alive = 0;
+    int leader = tc_wait_leader(c, T_LEADER_MS);
     cJSON *s = leader >= 0 ? tc_status(c, leader) : NULL;
-    const cJSON *x;
+
     *gc_pending = UINT64_MAX;
     if (s == NULL)
         return 0;
     cm_json_get_u64(cJSON_GetObjectItemCaseSensitive(s, "namespace"), "gc_pending", gc_pending);
-    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(s, "chunkservers"))
-    {
-        const char *addr = NULL;
-        uint64_t id = 0;
-        cm_json_get_str(x, "addr", 256, &addr, NULL);
-        cm_json_get_u64(x, "id", &id);
-        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "alive")))
-            continue;
-        alive++;
-        for (int k = 0; addr != NULL && k < N_CS; k++) {
-            char want[32];
-            snprintf(want, sizeof(want), "127.0.0.1:%u", c->cs[k].port);
-            if (strcmp(addr, want) == 0)
-                ids[k] = id;
-        }
-    }
     cJSON_Delete(s);
-    return alive;
+    return tc_cs_view(c, N_CS, ids, NULL);
 }
 
 static void start_cluster(struct tc_cluster *c, uint64_t ids[N_CS])

@@ -19,33 +19,6 @@
 #define N_CS        4
 #define BLOCK_LEN   (64 * 1024)
 
-/* The leader's id of each chunkserver k (by address) and how many it sees alive. */
-static int cs_ids(struct tc_cluster *c, uint64_t ids[N_CS])
-{
-    int leader = tc_wait_leader(c, T_LEADER_MS), alive = 0;
-    cJSON *s = leader >= 0 ? tc_status(c, leader) : NULL;
-    const cJSON *x;
-    memset(ids, 0, N_CS * sizeof(*ids));
-    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(s, "chunkservers"))
-    {
-        const char *addr = NULL;
-        uint64_t id = 0;
-        cm_json_get_str(x, "addr", 256, &addr, NULL);
-        cm_json_get_u64(x, "id", &id);
-        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "alive")))
-            continue;
-        alive++;
-        for (int k = 0; addr != NULL && k < N_CS; k++) {
-            char want[32];
-            snprintf(want, sizeof(want), "127.0.0.1:%u", c->cs[k].port);
-            if (strcmp(addr, want) == 0)
-                ids[k] = id;
-        }
-    }
-    cJSON_Delete(s);
-    return alive;
-}
-
 static void start_cluster(struct tc_cluster *c, uint64_t ids[N_CS])
 {
     tc_init(c, 3, MASTER_ARGS);
@@ -54,7 +27,7 @@ static void start_cluster(struct tc_cluster *c, uint64_t ids[N_CS])
     for (int k = 0; k < N_CS; k++)
         tc_cs_start(c, k, 0, CS_ARGS);
     uint64_t deadline = tc_now_ms() + T_REPAIR_MS;
-    while (cs_ids(c, ids) != N_CS || !ids[0] || !ids[1] || !ids[2] || !ids[3]) {
+    while (tc_cs_view(c, N_CS, ids, NULL) != N_CS || !ids[0] || !ids[1] || !ids[2] || !ids[3]) {
         cr_assert_lt(tc_now_ms(), deadline, "the leader does not see %d live chunkservers", N_CS);
         usleep(100 * 1000);
     }

@@ -6,7 +6,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,20 +17,13 @@
 #include "cluster.h"
 
 #define T_LEADER_MS 10000
-#define T_MOUNT_MS  20000
 #define CS_ARGS     "--block-size 1M --heartbeat-ms 300"
-
-struct mount {
-    char dir[300], log[300];
-    pid_t pid;
-};
 
 static char masters[512];
 
 static struct tc_cluster *start(void)
 {
     struct tc_cluster *c = calloc(1, sizeof(*c));
-    size_t len = 0;
 
     tc_init(c, 3, NULL);
     chmod(c->root, 0755); /* other users reach the mountpoints inside */
@@ -39,96 +31,8 @@ static struct tc_cluster *start(void)
     cr_assert_geq(tc_wait_leader(c, T_LEADER_MS), 0);
     for (int k = 0; k < 3; k++)
         tc_cs_start(c, k, 0, CS_ARGS);
-    masters[0] = '\0';
-    for (int i = 0; i < c->n; i++)
-        len += (size_t)snprintf(masters + len, sizeof(masters) - len, "%s127.0.0.1:%u",
-                                i > 0 ? "," : "", c->m[i].client_port);
+    tc_masters(c, masters, sizeof(masters));
     return c;
-}
-
-static bool mounted(const char *dir)
-{
-    struct stat a, b;
-    char parent[320];
-
-    snprintf(parent, sizeof(parent), "%s/..", dir);
-    return stat(dir, &a) == 0 && stat(parent, &b) == 0 && a.st_dev != b.st_dev;
-}
-
-/* Mounts the cluster at <root>/<name> with `dfs -f`; extra: more -o options or NULL. */
-static void do_mount(struct tc_cluster *c, struct mount *m, const char *name, const char *extra)
-{
-    char cmd[2048];
-
-    snprintf(m->dir, sizeof(m->dir), "%s/%s", c->root, name);
-    snprintf(m->log, sizeof(m->log), "%s/%s.log", c->root, name);
-    cr_assert(mkdir(m->dir, 0755) == 0 || errno == EEXIST);
-    snprintf(cmd, sizeof(cmd),
-             "exec %s %s %s -f -o block_size=1048576,allow_other,attr_timeout=0.5,entry_timeout="
-             "0.5,log_level=info%s%s >%s 2>&1",
-             DFS_FUSE_BIN, masters, m->dir, extra ? "," : "", extra ? extra : "", m->log);
-    m->pid = fork();
-    cr_assert_geq(m->pid, 0);
-    if (m->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    uint64_t end = tc_now_ms() + T_MOUNT_MS;
-    while (!mounted(m->dir)) {
-        int st;
-        cr_assert_eq(waitpid(m->pid, &st, WNOHANG), 0, "dfs exited before mounting (see %s)",
-                     m->log);
-        cr_assert_lt(tc_now_ms(), end, "not mounted within %d ms", T_MOUNT_MS);
-        usleep(20000);
-    }
-}
-
-/* Fails on a sanitizer report in the daemon's log. */
-static void check_log(const char *path)
-{
-    char line[1024];
-    FILE *f = fopen(path, "r");
-
-    if (f == NULL)
-        return;
-    while (fgets(line, sizeof(line), f) != NULL)
-        cr_assert(strstr(line, "Sanitizer") == NULL && strstr(line, "runtime error:") == NULL,
-                  "sanitizer report in %s: %s", path, line);
-    fclose(f);
-}
-
-/* fusermount3 -u, and the daemon exits 0. */
-static void do_umount(struct mount *m)
-{
-    char cmd[400];
-    int st = 0;
-
-    snprintf(cmd, sizeof(cmd), "fusermount3 -u %s", m->dir);
-    for (int i = 0; system(cmd) != 0; i++) {
-        cr_assert_lt(i, 100, "fusermount3 -u %s keeps failing", m->dir);
-        usleep(100000);
-    }
-    cr_assert_eq(waitpid(m->pid, &st, 0), m->pid);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "dfs did not exit cleanly: %d (see %s)", st,
-              m->log);
-    check_log(m->log);
-}
-
-/* Runs a shell command line (bash, -e -o pipefail); returns its exit status. */
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-    char body[4096], cmd[4300];
-    va_list ap;
-    int st;
-
-    va_start(ap, fmt);
-    vsnprintf(body, sizeof(body), fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof(cmd), "bash -c 'set -eo pipefail; %s'", body);
-    st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
 static void finish(struct tc_cluster *c)
@@ -142,100 +46,100 @@ TestSuite(fuse, .timeout = 300);
 Test(fuse, posix_behaviour_through_ordinary_tools)
 {
     struct tc_cluster *c = start();
-    struct mount m;
+    struct tc_mount m;
 
     /* The script's expectations hold on a local directory (so they are POSIX's, not ours). */
-    cr_assert_eq(sh("mkdir %s/local && MNT=%s/local SRC=%s %s/fuse/posix.sh", c->root, c->root,
+    cr_assert_eq(tc_sh("mkdir %s/local && MNT=%s/local SRC=%s %s/fuse/posix.sh", c->root, c->root,
                     DFS_SOURCE_DIR "/common", DFS_TEST_DIR),
                  0, "posix.sh fails on a local directory");
-    do_mount(c, &m, "mnt", NULL);
-    cr_assert_eq(sh("MNT=%s SRC=%s %s/fuse/posix.sh", m.dir, DFS_SOURCE_DIR "/common",
+    tc_mount(c, &m, "mnt", NULL);
+    cr_assert_eq(tc_sh("MNT=%s SRC=%s %s/fuse/posix.sh", m.dir, DFS_SOURCE_DIR "/common",
                     DFS_TEST_DIR),
                  0, "posix.sh failed (log: %s)", m.log);
     /* What was written is there after a remount. */
-    do_umount(&m);
-    do_mount(c, &m, "mnt", NULL);
-    cr_assert_eq(sh("diff -r %s %s/tree", DFS_SOURCE_DIR "/common", m.dir), 0);
-    do_umount(&m);
+    tc_umount(&m);
+    tc_mount(c, &m, "mnt", NULL);
+    cr_assert_eq(tc_sh("diff -r %s %s/tree", DFS_SOURCE_DIR "/common", m.dir), 0);
+    tc_umount(&m);
     finish(c);
 }
 
 Test(fuse, permissions_are_enforced_for_other_users)
 {
     struct tc_cluster *c = start();
-    struct mount m;
+    struct tc_mount m;
 
-    do_mount(c, &m, "mnt", NULL);
-    cr_assert_eq(sh("cd %s && mkdir pub priv && chmod 777 pub && chmod 700 priv && "
+    tc_mount(c, &m, "mnt", NULL);
+    cr_assert_eq(tc_sh("cd %s && mkdir pub priv && chmod 777 pub && chmod 700 priv && "
                     "echo secret > priv/f && echo open > pub/f && chmod 600 pub/f",
                     m.dir),
                  0);
 #define AS_NOBODY "setpriv --reuid=65534 --regid=65534 --clear-groups "
     /* nobody cannot look into priv, read a 0600 file of root's, or create in the root dir. */
-    cr_assert_neq(sh(AS_NOBODY "ls %s/priv 2>/dev/null", m.dir), 0);
-    cr_assert_neq(sh(AS_NOBODY "cat %s/pub/f 2>/dev/null", m.dir), 0);
-    cr_assert_neq(sh(AS_NOBODY "touch %s/mine 2>/dev/null", m.dir), 0);
-    cr_assert_neq(sh(AS_NOBODY "chmod 777 %s/pub/f 2>/dev/null", m.dir), 0);
+    cr_assert_neq(tc_sh(AS_NOBODY "ls %s/priv 2>/dev/null", m.dir), 0);
+    cr_assert_neq(tc_sh(AS_NOBODY "cat %s/pub/f 2>/dev/null", m.dir), 0);
+    cr_assert_neq(tc_sh(AS_NOBODY "touch %s/mine 2>/dev/null", m.dir), 0);
+    cr_assert_neq(tc_sh(AS_NOBODY "chmod 777 %s/pub/f 2>/dev/null", m.dir), 0);
     /* ... but may create in the 0777 directory, and owns what it creates. */
-    cr_assert_eq(sh(AS_NOBODY "sh -c \"echo hi > %s/pub/n && mkdir %s/pub/d\"", m.dir, m.dir), 0);
-    cr_assert_eq(sh("test \"$(stat -c %%u:%%g %s/pub/n)\" = 65534:65534", m.dir), 0);
-    cr_assert_eq(sh("test \"$(stat -c %%u %s/pub/d)\" = 65534", m.dir), 0);
+    cr_assert_eq(tc_sh(AS_NOBODY "sh -c \"echo hi > %s/pub/n && mkdir %s/pub/d\"", m.dir, m.dir), 0);
+    cr_assert_eq(tc_sh("test \"$(stat -c %%u:%%g %s/pub/n)\" = 65534:65534", m.dir), 0);
+    cr_assert_eq(tc_sh("test \"$(stat -c %%u %s/pub/d)\" = 65534", m.dir), 0);
     /* chown to another user is root's. */
-    cr_assert_neq(sh(AS_NOBODY "chown 0 %s/pub/n 2>/dev/null", m.dir), 0);
-    cr_assert_eq(sh("chown 4242 %s/pub/n && test \"$(stat -c %%u %s/pub/n)\" = 4242", m.dir,
+    cr_assert_neq(tc_sh(AS_NOBODY "chown 0 %s/pub/n 2>/dev/null", m.dir), 0);
+    cr_assert_eq(tc_sh("chown 4242 %s/pub/n && test \"$(stat -c %%u %s/pub/n)\" = 4242", m.dir,
                     m.dir),
                  0);
-    do_umount(&m);
+    tc_umount(&m);
     finish(c);
 }
 
 Test(fuse, close_to_open_between_two_mounts)
 {
     struct tc_cluster *c = start();
-    struct mount a, b;
+    struct tc_mount a, b;
 
-    do_mount(c, &a, "a", NULL);
-    do_mount(c, &b, "b", NULL);
-    cr_assert_eq(sh("head -c 3000000 /dev/urandom > %s/x && cmp %s/x %s/x", a.dir, a.dir, b.dir),
+    tc_mount(c, &a, "a", NULL);
+    tc_mount(c, &b, "b", NULL);
+    cr_assert_eq(tc_sh("head -c 3000000 /dev/urandom > %s/x && cmp %s/x %s/x", a.dir, a.dir, b.dir),
                  0);
     /* Rewritten in a, read in b after the close: the new bytes. */
-    cr_assert_eq(sh("head -c 2500000 /dev/urandom > %s/x && cmp %s/x %s/x", a.dir, a.dir, b.dir),
+    cr_assert_eq(tc_sh("head -c 2500000 /dev/urandom > %s/x && cmp %s/x %s/x", a.dir, a.dir, b.dir),
                  0);
-    cr_assert_eq(sh("test \"$(stat -c %%s %s/x)\" = 2500000", b.dir), 0);
+    cr_assert_eq(tc_sh("test \"$(stat -c %%s %s/x)\" = 2500000", b.dir), 0);
     /* Names made in one appear in the other (after the entry timeout of 0.5 s at most). */
-    cr_assert_eq(sh("mkdir %s/d && for i in $(seq 50); do [ -d %s/d ] && exit 0; sleep 0.1; "
+    cr_assert_eq(tc_sh("mkdir %s/d && for i in $(seq 50); do [ -d %s/d ] && exit 0; sleep 0.1; "
                     "done; exit 1",
                     a.dir, b.dir),
                  0);
-    do_umount(&a);
-    do_umount(&b);
+    tc_umount(&a);
+    tc_umount(&b);
     finish(c);
 }
 
 Test(fuse, cp_r_of_usr_include, .timeout = 1500)
 {
     struct tc_cluster *c = start();
-    struct mount m;
+    struct tc_mount m;
 
-    do_mount(c, &m, "mnt", NULL);
-    cr_assert_eq(sh("cp -r /usr/include %s/inc && diff -r --no-dereference /usr/include %s/inc",
+    tc_mount(c, &m, "mnt", NULL);
+    cr_assert_eq(tc_sh("cp -r /usr/include %s/inc && diff -r --no-dereference /usr/include %s/inc",
                     m.dir, m.dir),
                  0);
-    do_umount(&m);
+    tc_umount(&m);
     finish(c);
 }
 
 Test(fuse, cp_r_of_2000_files_survives_kill_9_of_the_leader, .timeout = 1500)
 {
     struct tc_cluster *c = start();
-    struct mount m;
+    struct tc_mount m;
     char src[400];
     int leader, st;
 
-    do_mount(c, &m, "mnt", NULL);
+    tc_mount(c, &m, "mnt", NULL);
     snprintf(src, sizeof(src), "%s/src", c->root);
     /* 2,000 small files in 40 directories and two multi-block files. */
-    cr_assert_eq(sh("mkdir %s && cd %s && for d in $(seq 40); do mkdir d$d; for f in $(seq 50); "
+    cr_assert_eq(tc_sh("mkdir %s && cd %s && for d in $(seq 40); do mkdir d$d; for f in $(seq 50); "
                     "do head -c $((RANDOM / 4)) /dev/urandom > d$d/f$f; done; done && "
                     "head -c 3500000 /dev/urandom > big1 && head -c 2100000 /dev/urandom > big2",
                     src, src),
@@ -249,17 +153,17 @@ Test(fuse, cp_r_of_2000_files_survives_kill_9_of_the_leader, .timeout = 1500)
     /* Kill the leader once the copy is well under way. */
     leader = tc_wait_leader(c, T_LEADER_MS);
     cr_assert_geq(leader, 0);
-    for (uint64_t end = tc_now_ms() + 120000; sh("test -d %s/src/d5", m.dir) != 0;) {
+    for (uint64_t end = tc_now_ms() + 120000; tc_sh("test -d %s/src/d5", m.dir) != 0;) {
         cr_assert_lt(tc_now_ms(), end, "the copy did not get going");
         usleep(20000);
     }
     tc_kill(c, leader);
     cr_assert_eq(waitpid(cp, &st, 0), cp);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "cp -r failed across the failover");
-    cr_assert_eq(sh("diff -r %s %s/src", src, m.dir), 0);
-    cr_assert_eq(sh("test $(find %s/src -type f | wc -l) = 2002", m.dir), 0);
+    cr_assert_eq(tc_sh("diff -r %s %s/src", src, m.dir), 0);
+    cr_assert_eq(tc_sh("test $(find %s/src -type f | wc -l) = 2002", m.dir), 0);
     tc_start(c, leader);
-    do_umount(&m);
+    tc_umount(&m);
     finish(c);
 }
 
@@ -273,17 +177,17 @@ Test(fuse, mount_t_fuse_and_umount)
 
     snprintf(dir, sizeof(dir), "%s/m", c->root);
     cr_assert_eq(mkdir(dir, 0755), 0);
-    cr_assert_eq(sh("mount -t fuse \"%s#%s\" %s -o rw,noatime,nodev,nosuid,_netdev,"
+    cr_assert_eq(tc_sh("mount -t fuse \"%s#%s\" %s -o rw,noatime,nodev,nosuid,_netdev,"
                     "block_size=1048576",
                     DFS_FUSE_BIN, masters, dir),
                  0);
-    cr_assert(mounted(dir));
-    cr_assert_eq(sh("grep -q \" %s fuse.dfs \" /proc/mounts", dir), 0);
-    cr_assert_eq(sh("echo hello > %s/f && test \"$(cat %s/f)\" = hello", dir, dir), 0);
-    cr_assert_eq(sh("umount %s", dir), 0);
-    cr_assert_not(mounted(dir));
+    cr_assert(tc_mounted(dir));
+    cr_assert_eq(tc_sh("grep -q \" %s fuse.dfs \" /proc/mounts", dir), 0);
+    cr_assert_eq(tc_sh("echo hello > %s/f && test \"$(cat %s/f)\" = hello", dir, dir), 0);
+    cr_assert_eq(tc_sh("umount %s", dir), 0);
+    cr_assert_not(tc_mounted(dir));
     /* The detached daemon exits after the unmount. */
-    for (uint64_t end = tc_now_ms() + 10000; sh("pgrep -f \"^%s .*%s\" >/dev/null", DFS_FUSE_BIN, dir) == 0;) {
+    for (uint64_t end = tc_now_ms() + 10000; tc_sh("pgrep -f \"^%s .*%s\" >/dev/null", DFS_FUSE_BIN, dir) == 0;) {
         cr_assert_lt(tc_now_ms(), end, "dfs still runs after umount");
         usleep(20000);
     }
@@ -304,6 +208,6 @@ Test(fuse, unreachable_cluster_and_bad_mountpoint_are_clear_errors)
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "exit %d: %s", st, out);
     cr_assert(strstr(out, "cannot reach the cluster at 127.0.0.1:1") != NULL, "%s", out);
     cr_assert_lt(tc_now_ms() - t0, 10000);
-    cr_assert_neq(sh(DFS_FUSE_BIN " 127.0.0.1:1 /nonexistent/dir 2>/dev/null"), 0);
-    cr_assert_eq(sh(DFS_FUSE_BIN " --help | grep -q MOUNTPOINT"), 0);
+    cr_assert_neq(tc_sh(DFS_FUSE_BIN " 127.0.0.1:1 /nonexistent/dir 2>/dev/null"), 0);
+    cr_assert_eq(tc_sh(DFS_FUSE_BIN " --help | grep -q MOUNTPOINT"), 0);
 }
