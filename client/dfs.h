@@ -182,13 +182,14 @@ void dfs_file_close(struct dfs_file *f);
 int dfs_file_read(struct dfs_file *f, uint64_t off, size_t len, void *buf, size_t *got);
 /* Writes len bytes at off (beyond the end grows the file, the gap reading as zeros). Errors of
  * storing earlier blocks may surface here; after a failed write, what was buffered is dropped and
- * later writes fail with the same error until a flush has reported it. */
+ * every later write and flush of this dfs_file fails with the same error (reads go on, of the
+ * committed data): a lost write is never reported as durable. */
 int dfs_file_write(struct dfs_file *f, uint64_t off, const void *buf, size_t len);
 /* Stores what is buffered and commits every stored block: on success every byte written so far
  * is on its chunkservers' disks and in the masters' namespace. out (may be NULL) gets the file's
  * attributes after the commit (or as fetched when there was nothing to commit). After an error
- * the unflushed writes are dropped; the error is reported by this flush only (the next one starts
- * clean). */
+ * the unflushed writes are dropped and the error sticks: later writes and flushes of this
+ * dfs_file report it too (open the file again to write anew). */
 int dfs_file_flush(struct dfs_file *f, struct dfs_attr *out);
 /* Forgets cached block locations, size and read-ahead data (to see others' writes: at open, after
  * a truncate). Unflushed writes stay. */

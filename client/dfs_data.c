@@ -523,7 +523,8 @@ static int flush_locked(struct dfs_file *f, struct dfs_attr *out)
     bool committed = false;
     int rc = f->werr;
 
-    f->werr = 0;
+    /* A lost write stays reported: every later flush (every handle's close or fsync that shares
+     * this file) fails with it, so none of them can claim the lost bytes are durable. */
     if (rc == 0)
         rc = seal_locked(f);
     if (rc == 0)
@@ -531,6 +532,7 @@ static int flush_locked(struct dfs_file *f, struct dfs_attr *out)
     if (rc != 0) {
         drop_writes(f);
         invalidate_locked(f);
+        f->werr = rc;
         return rc;
     }
     if (f->wlen == 0 && f->npend == 0)
@@ -854,8 +856,9 @@ int dfs_file_read(struct dfs_file *f, uint64_t off, size_t len, void *buf, size_
 
     *got = 0;
     pthread_mutex_lock(&f->mu);
-    /* Own writes first: what this file buffered is committed, then read like any other data. */
-    if (f->wlen > 0 || f->npend > 0 || f->werr != 0)
+    /* Own writes first: what this file buffered is committed, then read like any other data.
+     * After a lost write (f->werr) there is nothing buffered: the committed data is read. */
+    if (f->werr == 0 && (f->wlen > 0 || f->npend > 0))
         if ((rc = flush_locked(f, NULL)) != 0)
             goto out;
     if (!f->size_known && (rc = list_extents(f, off, len)) != 0)

@@ -43,6 +43,8 @@ struct fz {
 
 /* The lowlevel operations (ops.c). */
 extern const struct fuse_lowlevel_ops fz_ops;
+/* Commits what open files still buffer; called once the session loop has ended. */
+void fz_flush_all(struct fz *z);
 
 /* ---- the node table (nodes.c); callers hold fz->mu ---- */
 struct node *fz_node_get(struct fz *z, uint64_t ino);

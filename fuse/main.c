@@ -15,7 +15,10 @@
 
 enum { KEY_HELP, KEY_VERSION, KEY_DISCARD };
 
-#define OPT(t, f) {t, offsetof(struct fz_options, f), 0}
+#define OPT(t, f)                                                                                  \
+    {                                                                                              \
+        t, offsetof(struct fz_options, f), 0                                                       \
+    }
 static const struct fuse_opt opt_spec[] = {
     OPT("masters=%s", masters),
     OPT("secret_file=%s", secret_file),
@@ -175,8 +178,8 @@ int main(int argc, char **argv)
     /* Say so now, not at the first ls, when the cluster cannot be reached. */
     struct dfs_options popt = dopt;
     struct dfs_attr root;
-    popt.op_timeout_ms = dopt.op_timeout_ms > 0 && dopt.op_timeout_ms < 15000 ? dopt.op_timeout_ms
-                                                                              : 15000;
+    popt.op_timeout_ms =
+        dopt.op_timeout_ms > 0 && dopt.op_timeout_ms < 15000 ? dopt.op_timeout_ms : 15000;
     if ((rc = dfs_open(z.opt.masters, &popt, &probe)) != 0) {
         ret = mount_error("bad master list %s: %s", z.opt.masters, cm_strerror(rc));
         goto out_args;
@@ -219,6 +222,7 @@ int main(int argc, char **argv)
         fuse_loop_cfg_destroy(lcfg);
     }
     ret = ret != 0 ? 1 : 0;
+    fz_flush_all(&z);
 out_fs:
     fuse_session_unmount(se);
     fz_nodes_free(&z);

@@ -17,9 +17,10 @@ struct node *fz_node_ref(struct fz *z, uint64_t ino, uint64_t gen)
 
     if (n != NULL) {
         if (n->gen != gen && n->nopen == 0) {
-            /* The kernel still held the old generation's number: it is gone on the masters. */
+            /* The masters reused the number for a new inode. The kernel counts lookups per
+             * number across generations (its forgets of the old one come later), so the count
+             * goes on. */
             n->gen = gen;
-            n->nlookup = 0;
         }
         return n;
     }

@@ -231,12 +231,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
     conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
 }
 
-static void op_destroy(void *userdata)
+void fz_flush_all(struct fz *z)
 {
-    struct fz *z = userdata;
     struct node *n, *t;
 
-    /* Unmounting: commit whatever is still buffered. */
+    /* Unmounting: commit whatever is still buffered (the loop has ended: nothing else runs). */
     pthread_mutex_lock(&z->mu);
     HASH_ITER(hh, z->nodes, n, t)
     {
@@ -331,7 +330,6 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
     struct dfs_attr a;
     int rc = fh_of(z, ino, &fh);
 
-    (void)fi;
     if (to_set & FUSE_SET_ATTR_MODE) {
         sa.valid |= DFS_SET_MODE;
         sa.mode = attr->st_mode & 07777;
@@ -362,8 +360,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
     }
     if (rc == 0 && (sa.valid & DFS_SET_SIZE) && (n = pin_open(z, fh.ino)) != NULL)
         rc = dfs_file_flush(n->file, NULL); /* buffered writes come before the truncation */
+    /* ftruncate(2) (a handle, only the size): permission was checked when it was opened. */
     if (rc == 0)
-        rc = dfs_setattr(z->fs, cred_of(req, &cb), fh, &sa, &a);
+        rc = dfs_setattr(z->fs, fi != NULL && sa.valid == DFS_SET_SIZE ? NULL : cred_of(req, &cb),
+                         fh, &sa, &a);
     if (n != NULL) {
         dfs_file_invalidate(n->file);
         node_put(z, n);
@@ -510,6 +510,51 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
     fuse_reply_err(req, rc == 0 ? 0 : to_errno(rc));
 }
 
+/* rename(2) over a file this mount has open (an editor saving, rsync, git): the new file takes
+ * the name atomically by an exchange, and the old one, now under the source name, is hidden like
+ * an unlinked open file. Returns 0 when done, CM_E_NOENT when a plain rename should go ahead. */
+static int rename_over_open(struct fz *z, const struct dfs_cred *cred, struct dfs_fh p,
+                            const char *name, struct dfs_fh np, const char *newname)
+{
+    char hidden[64];
+    struct dfs_attr dst, src;
+    struct node *n;
+    int rc;
+
+    if (__atomic_load_n(&z->open_nodes, __ATOMIC_RELAXED) == 0)
+        return CM_E_NOENT;
+    if (dfs_lookup(z->fs, cred, np, newname, &dst) != 0 || !S_ISREG(dst.mode) || dst.nlink != 1)
+        return CM_E_NOENT;
+    if (dfs_lookup(z->fs, cred, p, name, &src) != 0 || S_ISDIR(src.mode) || src.ino == dst.ino)
+        return CM_E_NOENT;
+    if ((n = pin_open(z, dst.ino)) == NULL)
+        return CM_E_NOENT;
+    pthread_mutex_lock(&z->mu);
+    rc = n->hidden_name != NULL ? CM_E_NOENT : 0;
+    pthread_mutex_unlock(&z->mu);
+    if (rc == 0 && (rc = dfs_rename(z->fs, cred, p, name, np, newname, DFS_RENAME_EXCHANGE)) != 0)
+        rc = CM_E_NOENT;
+    if (rc == 0) {
+        snprintf(hidden, sizeof(hidden), HIDDEN_PREFIX "%016" PRIx64, dst.ino);
+        int hr = dfs_rename(z->fs, cred, p, name, p, hidden, DFS_RENAME_NOREPLACE);
+        if (hr == 0) {
+            pthread_mutex_lock(&z->mu);
+            n->hidden_name = strdup(hidden);
+            n->hidden_parent = p;
+            pthread_mutex_unlock(&z->mu);
+        } else {
+            /* The source name must go, as rename(2) says, even if the open file cannot stay. */
+            LOG_WARN("fuse: hiding %s after a rename over it: %s; removing it", newname,
+                     cm_errname(hr));
+            if ((hr = dfs_unlink(z->fs, cred, p, name)) != 0)
+                LOG_ERROR("fuse: %s left under the source name %s: %s", newname, name,
+                          cm_errname(hr));
+        }
+    }
+    node_put(z, n);
+    return rc;
+}
+
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
                       const char *newname, unsigned int flags)
 {
@@ -530,13 +575,16 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
     rc = fh_of(z, parent, &p);
     if (rc == 0)
         rc = fh_of(z, newparent, &np);
-    if (rc == 0)
-        rc = dfs_rename(z->fs, cred_of(req, &cb), p, name, np, newname, f);
+    if (rc == 0) {
+        const struct dfs_cred *cred = cred_of(req, &cb);
+        if (f != 0 || rename_over_open(z, cred, p, name, np, newname) != 0)
+            rc = dfs_rename(z->fs, cred, p, name, np, newname, f);
+    }
     fuse_reply_err(req, rc == 0 ? 0 : to_errno(rc));
 }
 
 /* Opens (or shares) ino's file; fi->fh stays 0, the node is found by ino. */
-static int open_node(struct fz *z, const struct dfs_cred *cred, uint64_t ino, uint64_t gen)
+static int open_node(struct fz *z, uint64_t ino, uint64_t gen)
 {
     struct node *n;
     bool shared = false;
@@ -547,7 +595,11 @@ static int open_node(struct fz *z, const struct dfs_cred *cred, uint64_t ino, ui
     if (n == NULL || n->gen != gen) {
         rc = CM_E_STALE;
     } else if (n->nopen == 0) {
-        rc = dfs_file_open(z->fs, cred, (struct dfs_fh){ino, gen}, &n->file);
+        /* The kernel checked the opener's permission (default_permissions); the file is shared
+         * by every handle of this mount, so its reads and commits carry no credential (the
+         * masters would otherwise check the first opener's, and a file created 0444 could not
+         * be written through the descriptor that created it). */
+        rc = dfs_file_open(z->fs, NULL, (struct dfs_fh){ino, gen}, &n->file);
         if (rc == 0) {
             n->nopen = 1;
             z->open_nodes++;
@@ -603,7 +655,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         fuse_reply_err(req, err);
         return;
     }
-    if ((rc = open_node(z, cred, a.ino, a.gen)) != 0) {
+    if ((rc = open_node(z, a.ino, a.gen)) != 0) {
         unref(z, a.ino, 1);
         fuse_reply_err(req, to_errno(rc));
         return;
@@ -623,7 +675,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 
 /* open(O_TRUNC) (the kernel leaves the truncation to open: FUSE_CAP_ATOMIC_O_TRUNC): what this
  * mount buffered goes first, then the size becomes 0. */
-static int truncate_open(struct fz *z, const struct dfs_cred *cred, struct dfs_fh fh)
+static int truncate_open(struct fz *z, struct dfs_fh fh)
 {
     struct dfs_setattr sa = {.valid = DFS_SET_SIZE, .size = 0};
     struct node *n = pin_open(z, fh.ino);
@@ -632,7 +684,7 @@ static int truncate_open(struct fz *z, const struct dfs_cred *cred, struct dfs_f
     if (n != NULL)
         rc = dfs_file_flush(n->file, NULL);
     if (rc == 0)
-        rc = dfs_setattr(z->fs, cred, fh, &sa, NULL);
+        rc = dfs_setattr(z->fs, NULL, fh, &sa, NULL); /* the open was checked */
     if (n != NULL) {
         dfs_file_invalidate(n->file);
         node_put(z, n);
@@ -643,13 +695,12 @@ static int truncate_open(struct fz *z, const struct dfs_cred *cred, struct dfs_f
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct fz *z = Z(req);
-    struct credbuf cb;
     struct dfs_fh fh;
     int rc = fh_of(z, ino, &fh);
 
     if (rc == 0)
-        rc = open_node(z, cred_of(req, &cb), fh.ino, fh.gen);
-    if (rc == 0 && (fi->flags & O_TRUNC) && (rc = truncate_open(z, &cb.c, fh)) != 0) {
+        rc = open_node(z, fh.ino, fh.gen);
+    if (rc == 0 && (fi->flags & O_TRUNC) && (rc = truncate_open(z, fh)) != 0) {
         struct node *n;
         pthread_mutex_lock(&z->mu);
         n = fz_node_get(z, ino);
@@ -803,8 +854,8 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
                 rc = CM_E_NOMEM;
                 break;
             }
-            need = fuse_add_direntry_plus(req, buf + pos, size - pos, d->name, &e,
-                                          (off_t)d->cookie);
+            need =
+                fuse_add_direntry_plus(req, buf + pos, size - pos, d->name, &e, (off_t)d->cookie);
             if (need > size - pos && !dot)
                 unref(z, d->attr.ino, 1); /* did not fit: the kernel never sees it */
         }
@@ -868,7 +919,6 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 const struct fuse_lowlevel_ops fz_ops = {
     .init = op_init,
-    .destroy = op_destroy,
     .lookup = op_lookup,
     .forget = op_forget,
     .forget_multi = op_forget_multi,

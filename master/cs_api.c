@@ -16,6 +16,7 @@
 
 #define BLOCKS_PER_MESSAGE 8192  /* the chunkserver sends at most 4096 */
 #define GC_DEL_MAX         4096  /* garbage and orphan deletes per heartbeat answer */
+#define GC_ORPHAN_DELETES  0     /* see read_held */
 #define GC_ACK_SCAN        16384 /* pending garbage ids looked at per GC_ACK attempt */
 #define GC_ACK_INTERVAL_MS 1000  /* between GC_ACK attempts */
 
@@ -205,7 +206,13 @@ static void read_held(void *arg)
     struct held_scan *s = arg;
     struct ns_statfs st;
     ns_statfs(s->m->ns, &st);
-    uint64_t below = cs_orphan_below(s->m->cs, s->now_ms, st.blocks_allocated + 1);
+    /* Orphan deletes are off: the one-hour bound is the leader's alone, so a commit arriving
+     * later (a writer that held its stored blocks longer, a suspended client) would still be
+     * accepted for blocks already deleted. They come back once the bound is replicated and
+     * commits below it of unreferenced ids are refused. Until then orphans only cost space. */
+    uint64_t below = GC_ORPHAN_DELETES
+                         ? cs_orphan_below(s->m->cs, s->now_ms, st.blocks_allocated + 1)
+                         : 0;
     ns_blocks_classify(s->m->ns, s->held, s->n, below, s->refs, &s->n_refs, s->del, &s->n_del,
                        GC_DEL_MAX);
 }

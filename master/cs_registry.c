@@ -580,7 +580,7 @@ size_t cs_unheard(struct cs_registry *r, uint64_t now_ms)
 
     pthread_mutex_lock(&r->mu);
     uint64_t grace = r->dead_timeout_ms < CS_PLACE_GRACE_MS ? r->dead_timeout_ms : CS_PLACE_GRACE_MS;
-    if (now_ms - r->leader_since_ms < grace)
+    if (now_ms < r->leader_since_ms || now_ms - r->leader_since_ms < grace)
         for (size_t i = 0; i < r->n; i++)
             n += r->e[i].id != 0 && r->e[i].last_hb_ms == 0;
     pthread_mutex_unlock(&r->mu);
@@ -664,7 +664,7 @@ static bool holds_corrupt(const struct cs_entry *e, uint64_t block)
  * timeout old and every live chunkserver has sent a full report. */
 static bool counts_known(const struct cs_registry *r, uint64_t now)
 {
-    if (now - r->leader_since_ms < r->dead_timeout_ms)
+    if (now < r->leader_since_ms || now - r->leader_since_ms < r->dead_timeout_ms)
         return false;
     for (size_t i = 0; i < r->n; i++)
         if (alive(r, &r->e[i], now) && !r->e[i].reported)

@@ -498,9 +498,10 @@ static int read_gc(struct sreader *r, struct ns *ns)
     int rc = ns__gc_reserve(&ns->gc, n);
     for (uint64_t i = 0; i < n && rc == 0 && r->err == 0; i++) {
         uint64_t id = sr_var(r);
-        if (r->err == 0 && (id == 0 || ns_gc_is_pending(ns, id)))
+        if (r->err == 0 && id == 0)
             return CM_E_STORE;
-        if (r->err == 0)
+        /* Snapshots of older versions may name an id twice: it is pending once. */
+        if (r->err == 0 && !ns_gc_is_pending(ns, id))
             ns__gc_push(&ns->gc, &id, 1); /* room was reserved */
     }
     return rc ? rc : r->err;

@@ -8,7 +8,7 @@ PKGS=(
     libfuse3-dev fuse3
     libc-ares-dev libleveldb-dev libcjson-dev libcurl4-openssl-dev libmicrohttpd-dev
     uthash-dev libcriterion-dev
-    curl wrk rsync git
+    curl wrk rsync git python3
     chromium
 )
 

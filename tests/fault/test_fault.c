@@ -3,7 +3,9 @@
  * longer than the election timeout (it steps down; no write it alone acknowledged exists; the
  * writes it got while frozen are applied at most once), SIGKILL of all three masters at once,
  * twice (nothing acknowledged is lost or applied twice) and a chunkserver whose disk fills up
- * (writes go on elsewhere or fail with ENOSPC; nothing reads back wrong). */
+ * (writes go on elsewhere or fail with ENOSPC; nothing reads back wrong), and 50 kills of the
+ * leader under 4 clients' puts and gets (every acknowledged put present or overwritten, none
+ * applied twice, the history linearizable by tests/raft's checker). */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -28,6 +30,7 @@
 #include "common/crc32c.h"
 #include "common/errors.h"
 #include "common/json.h"
+#include "tests/raft/lincheck.h"
 
 #define T_LEADER_MS 15000
 #define T_CS_MS     20000
@@ -817,5 +820,294 @@ Test(fault, full_chunkserver_disk_is_avoided_or_enospc, .fini = umount_tmpfs)
     umount_tmpfs();
     free(buf);
     free(back);
+    finish(c);
+}
+
+/* ---- 5. Leader kills under a checked workload ---- */
+
+#define LK_KILLS   50
+#define LK_CLIENTS 4
+#define LK_KEYS    4
+#define LK_MAX_OPS 20000 /* per client: bounds the history the checker searches */
+#define LK_ARGS    "--election-timeout-ms 100 --heartbeat-ms 20"
+
+/* One operation of a client: a put of "c<client>-<index>" or a get, with the logical times of
+ * its invocation and response (LIN_PENDING: a put that may or may not have been applied). */
+struct lk_op {
+    uint8_t kind; /* LIN_PUT, LIN_GET */
+    uint32_t key;
+    char value[32]; /* put: the argument; get: what it returned ("" for no such key) */
+    uint64_t invoke, response;
+    uint64_t seq; /* put: the client's seq */
+    uint64_t rev; /* the revision answered (0: none or no such key) */
+};
+
+struct lk_client {
+    struct tc_cluster *c;
+    int id;
+    atomic_bool *stop;
+    atomic_uint_fast64_t *clock; /* shared: every invocation and response takes a distinct tick */
+    atomic_int *acked;           /* puts acknowledged by all clients */
+    atomic_int failed;           /* a non-retryable error (0: none) */
+    struct lk_op *ops;
+    size_t n; /* read after the join */
+};
+
+/* A linearizable get (at the leader, found by trying the masters in turn from *at) until
+ * timeout_ms: 0 with value (cap bytes) and *rev, CM_E_NOENT, or the last error. Like kv_put it
+ * reads only the masters' ports. */
+static int lk_get(struct tc_cluster *c, int *at, const char *key, char *value, size_t cap,
+                  uint64_t *rev, int timeout_ms)
+{
+    uint64_t end = tc_now_ms() + (uint64_t)timeout_ms;
+    cJSON *b = cJSON_CreateObject();
+    int rc;
+    cJSON_AddStringToObject(b, "key", key);
+    for (;;) {
+        cJSON *ans = NULL;
+        const char *v;
+        rc = tc_post_at(c, *at, "/v1/kv/get", b, &ans, NULL);
+        if (rc == 0 && (cm_json_get_str(ans, "value", cap - 1, &v, NULL) != 0 ||
+                        cm_json_get_u64(ans, "revision", rev) != 0))
+            rc = CM_E_PROTO;
+        if (rc == 0)
+            snprintf(value, cap, "%s", v);
+        cJSON_Delete(ans);
+        if (rc == 0 || !retryable(rc) || tc_now_ms() >= end)
+            break;
+        *at = (*at + 1) % c->n;
+        if (*at == 0)
+            usleep(10000);
+    }
+    cJSON_Delete(b);
+    return rc;
+}
+
+static uint64_t lk_tick(struct lk_client *cl)
+{
+    return atomic_fetch_add(cl->clock, 1) + 1;
+}
+
+/* Client k, step i: put key k, get key k+1, put key k+1, get key k (mod LK_KEYS), so that each
+ * key has two writers and two readers. */
+static void *lk_client_run(void *arg)
+{
+    struct lk_client *cl = arg;
+    char client[16];
+    uint64_t seq = 0;
+    int at = cl->id % cl->c->n;
+    snprintf(client, sizeof(client), "lk%d", cl->id);
+    for (size_t i = 0; i < LK_MAX_OPS && !atomic_load(cl->stop); i++) {
+        struct lk_op *op = &cl->ops[i];
+        char key[16];
+        int rc;
+        op->key = (uint32_t)(cl->id + (i % 4 == 1 || i % 4 == 2)) % LK_KEYS;
+        snprintf(key, sizeof(key), "lk/%u", op->key);
+        if (i % 2 == 0) {
+            op->kind = LIN_PUT;
+            op->seq = ++seq;
+            snprintf(op->value, sizeof(op->value), "c%d-%zu", cl->id, i);
+            op->invoke = lk_tick(cl);
+            rc = kv_put(cl->c, &at, client, op->seq, key, op->value, &op->rev, 20000);
+            op->response = rc == 0 ? lk_tick(cl) : LIN_PENDING;
+            if (rc == 0)
+                atomic_fetch_add(cl->acked, 1);
+            else
+                op->rev = 0;
+        } else {
+            op->kind = LIN_GET;
+            op->invoke = lk_tick(cl);
+            rc = lk_get(cl->c, &at, key, op->value, sizeof(op->value), &op->rev, 20000);
+            op->response = rc == 0 || rc == CM_E_NOENT ? lk_tick(cl) : LIN_PENDING;
+            if (rc == CM_E_NOENT)
+                op->value[0] = '\0';
+        }
+        cl->n = i + 1;
+        if (rc != 0 && rc != CM_E_NOENT && !retryable(rc)) {
+            atomic_store(&cl->failed, rc);
+            break;
+        }
+    }
+    return NULL;
+}
+
+static void lk_wait_acked(atomic_int *acked, int n, struct lk_client *cls, const char *what)
+{
+    uint64_t end = tc_now_ms() + 30000;
+    while (atomic_load(acked) < n) {
+        for (int k = 0; k < LK_CLIENTS; k++)
+            cr_assert_eq(atomic_load(&cls[k].failed), 0, "client %d failed (%s): %s", k, what,
+                         cm_strerror(atomic_load(&cls[k].failed)));
+        cr_assert_lt(tc_now_ms(), end, "no progress %s: %d of %d puts acknowledged", what,
+                     atomic_load(acked), n);
+        usleep(5000);
+    }
+}
+
+/* The put whose value v is ("c<client>-<index>"), NULL for "". */
+static struct lk_op *lk_put_of(struct lk_client *cls, const char *v)
+{
+    int k;
+    size_t i;
+    if (v[0] == '\0')
+        return NULL;
+    cr_assert_eq(sscanf(v, "c%d-%zu", &k, &i), 2, "a value nobody wrote: %s", v);
+    cr_assert(k >= 0 && k < LK_CLIENTS && i < cls[k].n && cls[k].ops[i].kind == LIN_PUT,
+              "a value nobody wrote: %s", v);
+    return &cls[k].ops[i];
+}
+
+/* Every value a get returns carries one revision: that of its put's acknowledgement, or for a
+ * put without one the revision it was first read at (a put applied twice would be read at a
+ * second, later revision). */
+static void lk_check_rev(struct lk_client *cls, const struct lk_op *get)
+{
+    struct lk_op *put = lk_put_of(cls, get->value);
+    if (put == NULL)
+        return;
+    cr_assert_eq(put->key, get->key, "%s read from key %u", get->value, get->key);
+    if (put->rev == 0)
+        put->rev = get->rev;
+    cr_assert_eq(get->rev, put->rev, "%s read at revision %llu, written at %llu", get->value,
+                 (unsigned long long)get->rev, (unsigned long long)put->rev);
+}
+
+Test(fault, leader_kills_keep_history_linearizable, .timeout = 400)
+{
+    struct tc_cluster *c = calloc(1, sizeof(*c));
+    struct lk_client cls[LK_CLIENTS];
+    pthread_t th[LK_CLIENTS];
+    atomic_bool stop = false;
+    atomic_uint_fast64_t clock = 0;
+    atomic_int acked = 0;
+    uint64_t t0 = tc_now_ms();
+
+    cr_assert_not_null(c);
+    tc_init(c, 3, LK_ARGS);
+    tc_start_all(c);
+    cr_assert_geq(tc_wait_leader(c, T_LEADER_MS), 0, "no leader");
+    for (int k = 0; k < LK_CLIENTS; k++) {
+        cls[k] = (struct lk_client){.c = c,
+                                    .id = k,
+                                    .stop = &stop,
+                                    .clock = &clock,
+                                    .acked = &acked,
+                                    .ops = calloc(LK_MAX_OPS, sizeof(struct lk_op))};
+        cr_assert_not_null(cls[k].ops);
+        cr_assert_eq(pthread_create(&th[k], NULL, lk_client_run, &cls[k]), 0);
+    }
+    lk_wait_acked(&acked, 20, cls, "before the first kill");
+
+    /* Kill the leader, wait for the next one, restart the killed master, wait until it follows
+     * the new leader and the clients got more writes through; 50 times. */
+    for (int round = 0; round < LK_KILLS; round++) {
+        int old = tc_wait_leader(c, T_LEADER_MS);
+        cr_assert_geq(old, 0, "no leader before kill %d", round + 1);
+        tc_kill(c, old);
+        cr_assert_geq(tc_wait_leader(c, T_LEADER_MS), 0, "no leader after kill %d", round + 1);
+        tc_start(c, old);
+        cr_assert_geq(tc_wait_leader(c, T_LEADER_MS), 0, "master %d does not rejoin", old + 1);
+        lk_wait_acked(&acked, atomic_load(&acked) + 2 * LK_CLIENTS, cls, "after a kill");
+    }
+    atomic_store(&stop, true);
+    for (int k = 0; k < LK_CLIENTS; k++)
+        pthread_join(th[k], NULL);
+    uint64_t t_run = tc_now_ms();
+    for (int k = 0; k < LK_CLIENTS; k++) {
+        cr_assert_eq(atomic_load(&cls[k].failed), 0, "client %d: %s", k,
+                     cm_strerror(atomic_load(&cls[k].failed)));
+        cr_assert_lt(cls[k].n, LK_MAX_OPS, "client %d's history filled up before the end", k);
+    }
+
+    /* The final state of every key, read after the workload, ends the history. */
+    struct lk_op fin[LK_KEYS] = {0};
+    int at = 0;
+    for (uint32_t k = 0; k < LK_KEYS; k++) {
+        char key[16];
+        snprintf(key, sizeof(key), "lk/%u", k);
+        fin[k].kind = LIN_GET;
+        fin[k].key = k;
+        fin[k].invoke = atomic_fetch_add(&clock, 1) + 1;
+        int rc = lk_get(c, &at, key, fin[k].value, sizeof(fin[k].value), &fin[k].rev, 20000);
+        cr_assert(rc == 0 || rc == CM_E_NOENT, "%s: %s", key, cm_strerror(rc));
+        fin[k].response = atomic_fetch_add(&clock, 1) + 1;
+    }
+
+    /* No put applied twice: each value is read at one revision, its acknowledgement's. */
+    size_t total = LK_KEYS, puts = 0, pending = 0;
+    for (int k = 0; k < LK_CLIENTS; k++) {
+        for (size_t i = 0; i < cls[k].n; i++) {
+            const struct lk_op *op = &cls[k].ops[i];
+            total++;
+            puts += op->kind == LIN_PUT;
+            pending += op->kind == LIN_PUT && op->response == LIN_PENDING;
+        }
+    }
+    for (int k = 0; k < LK_CLIENTS; k++) {
+        for (size_t i = 0; i < cls[k].n; i++) {
+            if (cls[k].ops[i].kind == LIN_GET && cls[k].ops[i].response != LIN_PENDING)
+                lk_check_rev(cls, &cls[k].ops[i]);
+        }
+    }
+    /* Every acknowledged put is present or overwritten: the revision of a key's final value
+     * (the log index that wrote it) is at least that of each put acknowledged on it. */
+    for (uint32_t k = 0; k < LK_KEYS; k++) {
+        lk_check_rev(cls, &fin[k]);
+        for (int j = 0; j < LK_CLIENTS; j++) {
+            for (size_t i = 0; i < cls[j].n; i++) {
+                const struct lk_op *op = &cls[j].ops[i];
+                if (op->kind == LIN_PUT && op->key == k && op->response != LIN_PENDING)
+                    cr_assert_geq(fin[k].rev, op->rev,
+                                  "lk/%u: %s acknowledged at %llu is lost (final %s at %llu)", k,
+                                  op->value, (unsigned long long)op->rev, fin[k].value,
+                                  (unsigned long long)fin[k].rev);
+            }
+        }
+    }
+    /* A retry of each client's last acknowledged put gets the first answer. */
+    for (int k = 0; k < LK_CLIENTS; k++) {
+        for (size_t i = cls[k].n; i-- > 0;) {
+            const struct lk_op *op = &cls[k].ops[i];
+            if (op->kind != LIN_PUT || op->response == LIN_PENDING)
+                continue;
+            char client[16], key[16];
+            uint64_t rev = 0;
+            snprintf(client, sizeof(client), "lk%d", k);
+            snprintf(key, sizeof(key), "lk/%u", op->key);
+            cr_assert_eq(kv_put(c, &at, client, op->seq, key, op->value, &rev, 20000), 0);
+            cr_assert_eq(rev, op->rev, "%s applied again on retry", op->value);
+            break;
+        }
+    }
+
+    /* The whole history is linearizable. */
+    struct lin_op *h = calloc(total, sizeof(*h));
+    size_t n = 0;
+    cr_assert_not_null(h);
+    for (int k = 0; k <= LK_CLIENTS; k++) {
+        size_t cnt = k < LK_CLIENTS ? cls[k].n : LK_KEYS;
+        for (size_t i = 0; i < cnt; i++) {
+            const struct lk_op *op = k < LK_CLIENTS ? &cls[k].ops[i] : &fin[i];
+            h[n++] = (struct lin_op){.kind = op->kind,
+                                     .key = op->key,
+                                     .value = op->value,
+                                     .len = (uint32_t)strlen(op->value),
+                                     .invoke = op->invoke,
+                                     .response = op->response};
+        }
+    }
+    struct lin_report rep;
+    uint64_t t_check = tc_now_ms();
+    int lr = lin_check(h, n, 50000000, &rep);
+    cr_log_info("leader kills: %d kills in %llu ms; %zu operations (%zu puts, %zu without an "
+                "answer), %llu per key at most; checked in %llu ms, %llu states",
+                LK_KILLS, (unsigned long long)(t_run - t0), n, puts, pending,
+                (unsigned long long)rep.max_key_ops, (unsigned long long)(tc_now_ms() - t_check),
+                (unsigned long long)rep.states);
+    cr_assert_eq(lr, LIN_OK, "the history of lk/%u is %s", rep.key,
+                 lr == LIN_VIOLATION ? "not linearizable" : "too large to check");
+    free(h);
+    for (int k = 0; k < LK_CLIENTS; k++)
+        free(cls[k].ops);
     finish(c);
 }

@@ -84,6 +84,15 @@ Test(fuse, permissions_are_enforced_for_other_users)
     cr_assert_eq(tc_sh(AS_NOBODY "sh -c \"echo hi > %s/pub/n && mkdir %s/pub/d\"", m.dir, m.dir), 0);
     cr_assert_eq(tc_sh("test \"$(stat -c %%u:%%g %s/pub/n)\" = 65534:65534", m.dir), 0);
     cr_assert_eq(tc_sh("test \"$(stat -c %%u %s/pub/d)\" = 65534", m.dir), 0);
+    /* A file created read-only is written through the descriptor that created it (git writes
+     * its objects so), and ftruncate on that descriptor works. */
+    cr_assert_eq(tc_sh(AS_NOBODY "/usr/bin/python3 -c \"import os; fd = os.open(\\\"%s/pub/ro\\\", "
+                       "os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o444); os.write(fd, b\\\"x\\\" * 100); "
+                       "os.ftruncate(fd, 50); os.close(fd)\"",
+                       m.dir),
+                 0);
+    cr_assert_eq(tc_sh("test \"$(stat -c %%s:%%a %s/pub/ro)\" = 50:444", m.dir), 0);
+    cr_assert_neq(tc_sh(AS_NOBODY "sh -c \"echo more >> %s/pub/ro\" 2>/dev/null", m.dir), 0);
     /* chown to another user is root's. */
     cr_assert_neq(tc_sh(AS_NOBODY "chown 0 %s/pub/n 2>/dev/null", m.dir), 0);
     cr_assert_eq(tc_sh("chown 4242 %s/pub/n && test \"$(stat -c %%u %s/pub/n)\" = 4242", m.dir,

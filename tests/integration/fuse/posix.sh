@@ -125,6 +125,16 @@ rm open
 check 'still here' cat <&4
 exec 4<&-
 
+# a file renamed over while open (an editor saving) stays readable through its descriptor
+printf 'old contents' > saved
+printf 'new contents' > saved.tmp
+exec 5<saved
+mv saved.tmp saved
+check 'new contents' cat saved
+[ ! -e saved.tmp ] || fail "rename left its source name"
+check 'old contents' cat <&5
+exec 5<&-
+
 # listing a large directory (several readdir pages)
 mkdir many
 (cd many && seq 1 1500 | xargs touch)
