@@ -12,6 +12,7 @@
  * the next replica after any error, in ranges of at most 2 MiB fetched by up to 4 threads at
  * once. A read-ahead buffer serves sequential reads. */
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,9 @@ struct dfs_file {
     size_t npend, cappend;
     uint64_t pend_ms; /* when pend[0] was stored */
     uint64_t dirty_end;
+    /* dirty_end while writes wait (0: none), published at every unlock of mu so that
+     * dfs_file_dirty never waits behind a store or a commit in progress. */
+    _Atomic uint64_t pub_end;
     int werr; /* a failed store, reported by the next flush */
     /* reading */
     bool size_known;
@@ -163,16 +167,19 @@ void dfs_file_invalidate(struct dfs_file *f)
     pthread_mutex_unlock(&f->mu);
 }
 
+/* Publishes the dirty state; callers hold f->mu and are about to release it. */
+static void publish(struct dfs_file *f)
+{
+    atomic_store(&f->pub_end, f->wlen > 0 || f->npend > 0 ? f->dirty_end : 0);
+}
+
 bool dfs_file_dirty(struct dfs_file *f, uint64_t *end)
 {
-    bool dirty;
+    uint64_t e = atomic_load(&f->pub_end);
 
-    pthread_mutex_lock(&f->mu);
-    dirty = f->wlen > 0 || f->npend > 0;
-    if (dirty && end != NULL)
-        *end = f->dirty_end;
-    pthread_mutex_unlock(&f->mu);
-    return dirty;
+    if (e != 0 && end != NULL)
+        *end = e;
+    return e != 0;
 }
 
 /* ---- storing blocks ---- */
@@ -551,6 +558,7 @@ int dfs_file_flush(struct dfs_file *f, struct dfs_attr *out)
 
     pthread_mutex_lock(&f->mu);
     rc = flush_locked(f, out);
+    publish(f);
     pthread_mutex_unlock(&f->mu);
     return rc;
 }
@@ -614,6 +622,7 @@ int dfs_file_write(struct dfs_file *f, uint64_t off, const void *buf, size_t len
         f->werr = rc;
     }
 out:
+    publish(f);
     pthread_mutex_unlock(&f->mu);
     return rc;
 }
@@ -892,6 +901,7 @@ int dfs_file_read(struct dfs_file *f, uint64_t off, size_t len, void *buf, size_
     memcpy(buf, f->ra, len);
     *got = len;
 out:
+    publish(f);
     pthread_mutex_unlock(&f->mu);
     return rc;
 }
