@@ -720,9 +720,10 @@ static int cmd_mkdir(struct ctl *c, int argc, char **argv)
 
 /* ---- put ---- */
 
-/* Copies the local file (or stdin for "-") into name in parent, replacing its contents. The new
- * contents become visible at once, when the one flush at the end commits them (libdfs retries
- * across failovers and pipeline failures by itself). */
+/* Copies the local file (or stdin for "-") into name in parent, replacing what is there. The
+ * bytes go to a temporary name in the same directory that is renamed over name once they are
+ * committed, so others see the old file or the whole new one, never a part, and a failed upload
+ * leaves the old file as it was (libdfs retries across failovers and pipeline failures). */
 static int put_file(struct ctl *c, const char *local, struct dfs_fh parent, const char *name,
                     const char *shown)
 {
@@ -730,7 +731,8 @@ static int put_file(struct ctl *c, const char *local, struct dfs_fh parent, cons
     struct dfs_attr a;
     struct stat st;
     struct progress pr;
-    char *buf = NULL;
+    char *buf = NULL, tmp[DFS_NAME_MAX + 1];
+    bool made_tmp = false;
     uint64_t off = 0;
     int rc = 0, err = 0, fd = strcmp(local, "-") == 0 ? 0 : open(local, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &st) != 0) {
@@ -746,11 +748,18 @@ static int put_file(struct ctl *c, const char *local, struct dfs_fh parent, cons
         goto out;
     }
     uint32_t mode = fd == 0 && !S_ISREG(st.st_mode) ? 0644 : (uint32_t)(st.st_mode & 07777);
-    err = dfs_create(c->fs, NULL, parent, name, mode, DFS_CREATE_TRUNC, &a, NULL);
-    if (err == 0 && !S_ISREG(a.mode))
-        err = S_ISDIR(a.mode) ? CM_E_ISDIR : CM_E_EXIST;
-    if (err == 0)
+    struct dfs_attr old;
+    err = dfs_lookup(c->fs, NULL, parent, name, &old);
+    if (err == 0 && !S_ISREG(old.mode))
+        err = S_ISDIR(old.mode) ? CM_E_ISDIR : CM_E_EXIST;
+    else if (err == CM_E_NOENT)
+        err = 0;
+    snprintf(tmp, sizeof(tmp), ".%.200s.dfsctl-%ld", name, (long)getpid());
+    if (err == 0 && (err = dfs_create(c->fs, NULL, parent, tmp, mode, DFS_CREATE_TRUNC, &a,
+                                      NULL)) == 0) {
+        made_tmp = true;
         err = dfs_file_open(c->fs, NULL, fh_of(&a), &f);
+    }
     if (err != 0) {
         rc = report(c, shown, err);
         goto out;
@@ -773,12 +782,16 @@ static int put_file(struct ctl *c, const char *local, struct dfs_fh parent, cons
     }
     if (err == 0)
         err = dfs_file_flush(f, NULL);
+    if (err == 0 && (err = dfs_rename(c->fs, NULL, parent, tmp, parent, name, 0)) == 0)
+        made_tmp = false;
     if (err != 0) {
         rc = report(c, shown, err);
         goto out;
     }
     prog_update(&pr, off, true);
 out:
+    if (made_tmp)
+        dfs_unlink(c->fs, NULL, parent, tmp);
     dfs_file_close(f);
     free(buf);
     if (fd > 0)
