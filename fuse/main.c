@@ -180,6 +180,11 @@ int main(int argc, char **argv)
     struct dfs_attr root;
     popt.op_timeout_ms =
         dopt.op_timeout_ms > 0 && dopt.op_timeout_ms < 15000 ? dopt.op_timeout_ms : 15000;
+    if (z.opt.replication > DFS_MAX_REPLICAS ||
+        (z.opt.block_size != 0 && z.opt.block_size < 65536)) {
+        ret = mount_error("replication must be 1-8 and block_size at least 65536%s%s", "", "");
+        goto out_args;
+    }
     if ((rc = dfs_open(z.opt.masters, &popt, &probe)) != 0) {
         ret = mount_error("bad master list %s: %s", z.opt.masters, cm_strerror(rc));
         goto out_args;

@@ -53,15 +53,6 @@ static void rnd_fill(uint8_t *buf, size_t n, uint64_t seed)
     }
 }
 
-static void wait_cs_alive(struct tc_cluster *c, int ncs)
-{
-    uint64_t deadline = tc_now_ms() + T_CS_MS;
-    while (tc_cs_view(c, ncs, NULL, NULL) < ncs) {
-        cr_assert_lt(tc_now_ms(), deadline, "the leader does not see %d live chunkservers", ncs);
-        usleep(50 * 1000);
-    }
-}
-
 /* 3 masters and ncs chunkservers (started by the caller when ncs is 0). */
 static struct tc_cluster *start(int ncs)
 {
@@ -73,7 +64,7 @@ static struct tc_cluster *start(int ncs)
     for (int k = 0; k < ncs; k++)
         tc_cs_start(c, k, 0, CS_ARGS);
     if (ncs > 0)
-        wait_cs_alive(c, ncs);
+        tc_wait_cs_alive(c, ncs, NULL, T_CS_MS);
     return c;
 }
 
@@ -750,7 +741,7 @@ Test(fault, full_chunkserver_disk_is_avoided_or_enospc, .fini = umount_tmpfs)
     for (int k = 0; k < 3; k++)
         tc_cs_start(c, k, 0, CS_ARGS);
     cr_assert_str_eq(c->cs[0].dir, tmpfs_dir);
-    wait_cs_alive(c, 3);
+    tc_wait_cs_alive(c, 3, NULL, T_CS_MS);
     struct dfs *fs = open_fs(c);
 
     int result[FULL_FILES + MORE_FILES];

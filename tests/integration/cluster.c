@@ -463,6 +463,40 @@ int tc_cs_view(struct tc_cluster *c, int ncs, uint64_t *ids, bool *no_space)
     return alive;
 }
 
+void tc_wait_cs_alive(struct tc_cluster *c, int ncs, uint64_t *ids, int timeout_ms)
+{
+    uint64_t deadline = tc_now_ms() + (uint64_t)timeout_ms, buf[TC_MAX_CHUNKSERVERS];
+
+    cr_assert_leq(ncs, TC_MAX_CHUNKSERVERS);
+    if (ids == NULL)
+        ids = buf;
+    for (;;) {
+        bool all = tc_cs_view(c, ncs, ids, NULL) == ncs;
+        for (int k = 0; k < ncs; k++)
+            all = all && ids[k] != 0;
+        if (all)
+            return;
+        cr_assert_lt(tc_now_ms(), deadline, "the leader does not see %d live chunkservers", ncs);
+        usleep(50 * 1000);
+    }
+}
+
+cJSON *tc_post_fmt(struct tc_cluster *c, const char *path, const char *fmt, ...)
+{
+    char buf[2048];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    cJSON *b = cJSON_Parse(buf), *a = NULL;
+    cr_assert_not_null(b, "bad test JSON %s", buf);
+    int rc = tc_post(c, path, b, &a, 10000);
+    cJSON_Delete(b);
+    cr_assert_eq(rc, 0, "%s %s: %s", path, buf, cm_strerror(rc));
+    return a;
+}
+
 int tc_sh(const char *fmt, ...)
 {
     char body[4096], cmd[4300];

@@ -98,6 +98,15 @@ void tc_masters(struct tc_cluster *c, char *out, size_t cap);
  * chunkserver k (0 unless alive) and no_space[k] (may be NULL) its flag. */
 int tc_cs_view(struct tc_cluster *c, int ncs, uint64_t *ids, bool *no_space);
 
+/* Waits up to timeout_ms until the leader sees the first ncs chunkservers alive; ids (may be
+ * NULL) as tc_cs_view gives them. Fails the test after that. */
+void tc_wait_cs_alive(struct tc_cluster *c, int ncs, uint64_t *ids, int timeout_ms);
+
+/* POSTs the JSON built from fmt to path at the leader (tc_post, 10 s); fails the test unless it
+ * succeeds. Returns the answer (caller frees with cJSON_Delete). */
+cJSON *tc_post_fmt(struct tc_cluster *c, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Runs a command line with bash (set -e -o pipefail; no single quotes in it); returns its exit
  * status (128 when killed). */
 int tc_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

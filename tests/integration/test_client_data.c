@@ -58,34 +58,19 @@ static uint8_t *xmalloc(size_t n)
 
 /* ---- the cluster ---- */
 
-static void wait_cs_alive(struct tc_cluster *c, int ncs, uint64_t ids[TC_MAX_CHUNKSERVERS])
-{
-    uint64_t deadline = tc_now_ms() + T_CS_MS;
-    for (;;) {
-        bool all = tc_cs_view(c, ncs, ids, NULL) == ncs;
-        for (int k = 0; k < ncs; k++)
-            all &= ids[k] != 0;
-        if (all)
-            return;
-        cr_assert_lt(tc_now_ms(), deadline, "the leader does not see %d live chunkservers", ncs);
-        usleep(50 * 1000);
-    }
-}
-
 /* nm masters and ncs chunkservers (racks as tc_cs_start takes them) with cs_args, all seen
  * alive. */
 static struct tc_cluster *start_with(int nm, int ncs, int racks, const char *cs_args,
                                      uint64_t ids[TC_MAX_CHUNKSERVERS])
 {
     struct tc_cluster *c = calloc(1, sizeof(*c));
-    uint64_t dummy[TC_MAX_CHUNKSERVERS];
     cr_assert_not_null(c);
     tc_init(c, nm, NULL);
     tc_start_all(c);
     cr_assert_geq(tc_wait_leader(c, T_LEADER_MS), 0, "no leader");
     for (int k = 0; k < ncs; k++)
         tc_cs_start(c, k, racks, cs_args);
-    wait_cs_alive(c, ncs, ids ? ids : dummy);
+    tc_wait_cs_alive(c, ncs, ids, T_CS_MS);
     return c;
 }
 

@@ -48,27 +48,7 @@ static void start_cluster(struct tc_cluster *c, uint64_t ids[N_CS])
     cr_assert_geq(tc_wait_leader(c, T_LEADER_MS), 0, "no leader");
     for (int k = 0; k < N_CS; k++)
         tc_cs_start(c, k, 0, CS_ARGS);
-    uint64_t deadline = tc_now_ms() + T_GC_MS, gc;
-    memset(ids, 0, N_CS * sizeof(*ids));
-    while (leader_view(c, ids, &gc) != N_CS || !ids[0] || !ids[1] || !ids[2]) {
-        cr_assert_lt(tc_now_ms(), deadline, "the leader does not see %d live chunkservers", N_CS);
-        usleep(100 * 1000);
-    }
-}
-
-static cJSON *fs(struct tc_cluster *c, const char *path, const char *fmt, ...)
-{
-    char buf[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    cJSON *b = cJSON_Parse(buf), *a = NULL;
-    cr_assert_not_null(b, "bad test JSON %s", buf);
-    int rc = tc_post(c, path, b, &a, 10000);
-    cJSON_Delete(b);
-    cr_assert_eq(rc, 0, "%s %s: %s", path, buf, cm_strerror(rc));
-    return a;
+    tc_wait_cs_alive(c, N_CS, ids, T_GC_MS);
 }
 
 /* The cm code of a GET of the block from chunkserver k. */
@@ -90,14 +70,14 @@ static uint64_t write_file(struct tc_cluster *c, const uint64_t ids[N_CS], int i
     static uint8_t data[BLOCK_LEN];
     for (size_t k = 0; k < sizeof(data); k++)
         data[k] = (uint8_t)(k * 7 + (size_t)i);
-    cJSON *a = fs(c, "/v1/fs/create",
+    cJSON *a = tc_post_fmt(c, "/v1/fs/create",
                   "{\"client\":9,\"seq\":%llu,\"parent\":1,\"pgen\":1,\"name\":\"f%d\","
                   "\"mode\":420,\"excl\":true}",
                   (unsigned long long)++*seq, i);
     const cJSON *attr = cJSON_GetObjectItemCaseSensitive(a, "attr");
     uint64_t ino = u64(attr, "ino"), gen = u64(attr, "gen");
     cJSON_Delete(a);
-    a = fs(c, "/v1/fs/alloc-blocks", "{\"client\":9,\"seq\":%llu,\"count\":1}",
+    a = tc_post_fmt(c, "/v1/fs/alloc-blocks", "{\"client\":9,\"seq\":%llu,\"count\":1}",
            (unsigned long long)++*seq);
     uint64_t block = u64(a, "value");
     cJSON_Delete(a);
@@ -111,7 +91,7 @@ static uint64_t write_file(struct tc_cluster *c, const uint64_t ids[N_CS], int i
     uint64_t crc = u64(r.json, "crc32c");
     cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "failed")), 0);
     cm_http_response_clear(&r);
-    a = fs(c, "/v1/fs/commit",
+    a = tc_post_fmt(c, "/v1/fs/commit",
            "{\"client\":9,\"seq\":%llu,\"ino\":%llu,\"gen\":%llu,\"off\":0,\"len\":%d,\"size\":%d,"
            "\"blocks\":[{\"id\":%llu,\"len\":%d,\"crc32c\":%llu,\"replicas\":[%llu,%llu,%llu]}]}",
            (unsigned long long)++*seq, (unsigned long long)ino, (unsigned long long)gen, BLOCK_LEN,
@@ -135,7 +115,7 @@ static void write_and_delete(struct tc_cluster *c, const uint64_t ids[N_CS], uin
     if (kill >= 0)
         tc_cs_kill(c, kill); /* keeps its copies, and the leader sees it alive for a while */
     for (int i = 0; i < N_FILES; i++)
-        cJSON_Delete(fs(c, "/v1/fs/unlink",
+        cJSON_Delete(tc_post_fmt(c, "/v1/fs/unlink",
                         "{\"client\":9,\"seq\":%llu,\"parent\":1,\"pgen\":1,\"name\":\"f%d\"}",
                         (unsigned long long)++seq, i));
     uint64_t tmp[N_CS];

@@ -26,26 +26,7 @@ static void start_cluster(struct tc_cluster *c, uint64_t ids[N_CS])
     cr_assert_geq(tc_wait_leader(c, T_LEADER_MS), 0, "no leader");
     for (int k = 0; k < N_CS; k++)
         tc_cs_start(c, k, 0, CS_ARGS);
-    uint64_t deadline = tc_now_ms() + T_REPAIR_MS;
-    while (tc_cs_view(c, N_CS, ids, NULL) != N_CS || !ids[0] || !ids[1] || !ids[2] || !ids[3]) {
-        cr_assert_lt(tc_now_ms(), deadline, "the leader does not see %d live chunkservers", N_CS);
-        usleep(100 * 1000);
-    }
-}
-
-static cJSON *fs(struct tc_cluster *c, const char *path, const char *fmt, ...)
-{
-    char buf[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    cJSON *b = cJSON_Parse(buf), *a = NULL;
-    cr_assert_not_null(b, "bad test JSON %s", buf);
-    int rc = tc_post(c, path, b, &a, 10000);
-    cJSON_Delete(b);
-    cr_assert_eq(rc, 0, "%s %s: %s", path, buf, cm_strerror(rc));
-    return a;
+    tc_wait_cs_alive(c, N_CS, ids, T_REPAIR_MS);
 }
 
 static uint64_t u64(const cJSON *o, const char *field)
@@ -101,19 +82,19 @@ static int get_block(struct tc_cluster *c, int k, uint64_t block, const uint8_t 
 /* A file "f" with one block of data on chunkservers 0, 1, 2 (one pipeline), committed. */
 static uint64_t write_file(struct tc_cluster *c, const uint64_t ids[N_CS], const uint8_t *data)
 {
-    cJSON *a = fs(c, "/v1/fs/create",
+    cJSON *a = tc_post_fmt(c, "/v1/fs/create",
                   "{\"client\":7,\"seq\":1,\"parent\":1,\"pgen\":1,\"name\":\"f\","
                   "\"mode\":420,\"excl\":true}");
     const cJSON *attr = cJSON_GetObjectItemCaseSensitive(a, "attr");
     uint64_t ino = u64(attr, "ino"), gen = u64(attr, "gen");
     cJSON_Delete(a);
-    a = fs(c, "/v1/fs/alloc-blocks", "{\"client\":7,\"seq\":2,\"count\":1}");
+    a = tc_post_fmt(c, "/v1/fs/alloc-blocks", "{\"client\":7,\"seq\":2,\"count\":1}");
     uint64_t block = u64(a, "value"), crc = 0;
     cJSON_Delete(a);
     char pipeline[64];
     snprintf(pipeline, sizeof(pipeline), "127.0.0.1:%u,127.0.0.1:%u", c->cs[1].port, c->cs[2].port);
     cr_assert_eq(put_block(c, 0, block, pipeline, data, BLOCK_LEN, &crc), 0);
-    a = fs(c, "/v1/fs/commit",
+    a = tc_post_fmt(c, "/v1/fs/commit",
            "{\"client\":7,\"seq\":3,\"ino\":%llu,\"gen\":%llu,\"off\":0,\"len\":%d,\"size\":%d,"
            "\"blocks\":[{\"id\":%llu,\"len\":%d,\"crc32c\":%llu,\"replicas\":[%llu,%llu,%llu]}]}",
            (unsigned long long)ino, (unsigned long long)gen, BLOCK_LEN, BLOCK_LEN,

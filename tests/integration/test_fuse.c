@@ -219,4 +219,11 @@ Test(fuse, unreachable_cluster_and_bad_mountpoint_are_clear_errors)
     cr_assert_lt(tc_now_ms() - t0, 10000);
     cr_assert_neq(tc_sh(DFS_FUSE_BIN " 127.0.0.1:1 /nonexistent/dir 2>/dev/null"), 0);
     cr_assert_eq(tc_sh(DFS_FUSE_BIN " --help | grep -q MOUNTPOINT"), 0);
+    /* Bad options are named, and nothing is mounted. */
+    cr_assert_eq(tc_sh("{ " DFS_FUSE_BIN " 127.0.0.1:1 /tmp -o block_size=100 2>&1 || true; } | "
+                       "grep -q \"block_size at least\""),
+                 0);
+    cr_assert_eq(tc_sh("{ " DFS_FUSE_BIN " 127.0.0.1:1 /tmp -o replication=9 2>&1 || true; } | "
+                       "grep -q \"replication must be\""),
+                 0);
 }

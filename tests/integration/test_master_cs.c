@@ -195,22 +195,6 @@ Test(master_cs, registrations_survive_leader_kill, .timeout = 120)
     tc_destroy(&c);
 }
 
-/* POSTs the JSON built from fmt at the leader; returns the answer (caller frees). */
-static cJSON *fs(struct tc_cluster *c, const char *path, const char *fmt, ...)
-{
-    char buf[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    cJSON *b = cJSON_Parse(buf), *a = NULL;
-    cr_assert_not_null(b, "bad test JSON %s", buf);
-    int rc = tc_post(c, path, b, &a, 10000);
-    cJSON_Delete(b);
-    cr_assert_eq(rc, 0, "%s %s: %s", path, buf, cm_strerror(rc));
-    return a;
-}
-
 static uint64_t u64(const cJSON *o, const char *field)
 {
     uint64_t v = 0;
@@ -247,13 +231,13 @@ Test(master_cs, under_replicated_block_is_copied_and_freed_block_deleted, .timeo
     struct cs_view v;
     start_cluster(&c, 3);
     wait_view(&c, 3, 3, &v);
-    cJSON *a = fs(&c, "/v1/fs/create",
+    cJSON *a = tc_post_fmt(&c, "/v1/fs/create",
                   "{\"client\":7,\"seq\":1,\"parent\":1,\"pgen\":1,\"name\":\"f\","
                   "\"mode\":420,\"excl\":true}");
     const cJSON *attr = cJSON_GetObjectItemCaseSensitive(a, "attr");
     uint64_t ino = u64(attr, "ino"), gen = u64(attr, "gen");
     cJSON_Delete(a);
-    a = fs(&c, "/v1/fs/alloc-blocks", "{\"client\":7,\"seq\":2,\"count\":1}");
+    a = tc_post_fmt(&c, "/v1/fs/alloc-blocks", "{\"client\":7,\"seq\":2,\"count\":1}");
     uint64_t block = u64(a, "value");
     cJSON_Delete(a);
 
@@ -267,7 +251,7 @@ Test(master_cs, under_replicated_block_is_copied_and_freed_block_deleted, .timeo
     cr_assert_eq(r.status, 200);
     uint64_t crc = u64(r.json, "crc32c");
     cm_http_response_clear(&r);
-    a = fs(&c, "/v1/fs/commit",
+    a = tc_post_fmt(&c, "/v1/fs/commit",
            "{\"client\":7,\"seq\":3,\"ino\":%lu,\"gen\":%lu,\"off\":0,\"len\":5,"
            "\"size\":5,\"blocks\":[{\"id\":%lu,\"len\":5,\"crc32c\":%lu,\"replicas\":[%lu]}]}",
            ino, gen, block, crc, v.id[0]);
@@ -286,7 +270,7 @@ Test(master_cs, under_replicated_block_is_copied_and_freed_block_deleted, .timeo
     }
 
     /* Unlinked: the block is garbage, and every holder is told to delete it. */
-    a = fs(&c, "/v1/fs/unlink", "{\"client\":7,\"seq\":4,\"parent\":1,\"pgen\":1,\"name\":\"f\"}");
+    a = tc_post_fmt(&c, "/v1/fs/unlink", "{\"client\":7,\"seq\":4,\"parent\":1,\"pgen\":1,\"name\":\"f\"}");
     cJSON_Delete(a);
     wait_blocks(&c, 3, 0);
     tc_destroy(&c);
