@@ -755,8 +755,8 @@ static int put_file(struct ctl *c, const char *local, struct dfs_fh parent, cons
     else if (err == CM_E_NOENT)
         err = 0;
     snprintf(tmp, sizeof(tmp), ".%.200s.dfsctl-%ld", name, (long)getpid());
-    if (err == 0 && (err = dfs_create(c->fs, NULL, parent, tmp, mode, DFS_CREATE_TRUNC, &a,
-                                      NULL)) == 0) {
+    if (err == 0 &&
+        (err = dfs_create(c->fs, NULL, parent, tmp, mode, DFS_CREATE_TRUNC, &a, NULL)) == 0) {
         made_tmp = true;
         err = dfs_file_open(c->fs, NULL, fh_of(&a), &f);
     }

@@ -230,7 +230,8 @@ Test(fault, fuse_kill_9_keeps_every_fsynced_file)
     free(buf);
     cr_assert_geq(checked, 30);
     /* The remounted file system works. */
-    cr_assert_eq(tc_sh("echo after > %s/after && test \"$(cat %s/after)\" = after", m.dir, m.dir), 0);
+    cr_assert_eq(tc_sh("echo after > %s/after && test \"$(cat %s/after)\" = after", m.dir, m.dir),
+                 0);
     tc_umount(&m);
     finish(c);
 }

@@ -71,14 +71,14 @@ static uint64_t write_file(struct tc_cluster *c, const uint64_t ids[N_CS], int i
     for (size_t k = 0; k < sizeof(data); k++)
         data[k] = (uint8_t)(k * 7 + (size_t)i);
     cJSON *a = tc_post_fmt(c, "/v1/fs/create",
-                  "{\"client\":9,\"seq\":%llu,\"parent\":1,\"pgen\":1,\"name\":\"f%d\","
-                  "\"mode\":420,\"excl\":true}",
-                  (unsigned long long)++*seq, i);
+                           "{\"client\":9,\"seq\":%llu,\"parent\":1,\"pgen\":1,\"name\":\"f%d\","
+                           "\"mode\":420,\"excl\":true}",
+                           (unsigned long long)++*seq, i);
     const cJSON *attr = cJSON_GetObjectItemCaseSensitive(a, "attr");
     uint64_t ino = u64(attr, "ino"), gen = u64(attr, "gen");
     cJSON_Delete(a);
     a = tc_post_fmt(c, "/v1/fs/alloc-blocks", "{\"client\":9,\"seq\":%llu,\"count\":1}",
-           (unsigned long long)++*seq);
+                    (unsigned long long)++*seq);
     uint64_t block = u64(a, "value");
     cJSON_Delete(a);
     char url[256];
@@ -91,12 +91,13 @@ static uint64_t write_file(struct tc_cluster *c, const uint64_t ids[N_CS], int i
     uint64_t crc = u64(r.json, "crc32c");
     cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "failed")), 0);
     cm_http_response_clear(&r);
-    a = tc_post_fmt(c, "/v1/fs/commit",
-           "{\"client\":9,\"seq\":%llu,\"ino\":%llu,\"gen\":%llu,\"off\":0,\"len\":%d,\"size\":%d,"
-           "\"blocks\":[{\"id\":%llu,\"len\":%d,\"crc32c\":%llu,\"replicas\":[%llu,%llu,%llu]}]}",
-           (unsigned long long)++*seq, (unsigned long long)ino, (unsigned long long)gen, BLOCK_LEN,
-           BLOCK_LEN, (unsigned long long)block, BLOCK_LEN, (unsigned long long)crc,
-           (unsigned long long)ids[0], (unsigned long long)ids[1], (unsigned long long)ids[2]);
+    a = tc_post_fmt(
+        c, "/v1/fs/commit",
+        "{\"client\":9,\"seq\":%llu,\"ino\":%llu,\"gen\":%llu,\"off\":0,\"len\":%d,\"size\":%d,"
+        "\"blocks\":[{\"id\":%llu,\"len\":%d,\"crc32c\":%llu,\"replicas\":[%llu,%llu,%llu]}]}",
+        (unsigned long long)++*seq, (unsigned long long)ino, (unsigned long long)gen, BLOCK_LEN,
+        BLOCK_LEN, (unsigned long long)block, BLOCK_LEN, (unsigned long long)crc,
+        (unsigned long long)ids[0], (unsigned long long)ids[1], (unsigned long long)ids[2]);
     cJSON_Delete(a);
     return block;
 }
@@ -115,7 +116,8 @@ static void write_and_delete(struct tc_cluster *c, const uint64_t ids[N_CS], uin
     if (kill >= 0)
         tc_cs_kill(c, kill); /* keeps its copies, and the leader sees it alive for a while */
     for (int i = 0; i < N_FILES; i++)
-        cJSON_Delete(tc_post_fmt(c, "/v1/fs/unlink",
+        cJSON_Delete(
+            tc_post_fmt(c, "/v1/fs/unlink",
                         "{\"client\":9,\"seq\":%llu,\"parent\":1,\"pgen\":1,\"name\":\"f%d\"}",
                         (unsigned long long)++seq, i));
     uint64_t tmp[N_CS];

@@ -83,8 +83,8 @@ static int get_block(struct tc_cluster *c, int k, uint64_t block, const uint8_t 
 static uint64_t write_file(struct tc_cluster *c, const uint64_t ids[N_CS], const uint8_t *data)
 {
     cJSON *a = tc_post_fmt(c, "/v1/fs/create",
-                  "{\"client\":7,\"seq\":1,\"parent\":1,\"pgen\":1,\"name\":\"f\","
-                  "\"mode\":420,\"excl\":true}");
+                           "{\"client\":7,\"seq\":1,\"parent\":1,\"pgen\":1,\"name\":\"f\","
+                           "\"mode\":420,\"excl\":true}");
     const cJSON *attr = cJSON_GetObjectItemCaseSensitive(a, "attr");
     uint64_t ino = u64(attr, "ino"), gen = u64(attr, "gen");
     cJSON_Delete(a);
@@ -94,12 +94,13 @@ static uint64_t write_file(struct tc_cluster *c, const uint64_t ids[N_CS], const
     char pipeline[64];
     snprintf(pipeline, sizeof(pipeline), "127.0.0.1:%u,127.0.0.1:%u", c->cs[1].port, c->cs[2].port);
     cr_assert_eq(put_block(c, 0, block, pipeline, data, BLOCK_LEN, &crc), 0);
-    a = tc_post_fmt(c, "/v1/fs/commit",
-           "{\"client\":7,\"seq\":3,\"ino\":%llu,\"gen\":%llu,\"off\":0,\"len\":%d,\"size\":%d,"
-           "\"blocks\":[{\"id\":%llu,\"len\":%d,\"crc32c\":%llu,\"replicas\":[%llu,%llu,%llu]}]}",
-           (unsigned long long)ino, (unsigned long long)gen, BLOCK_LEN, BLOCK_LEN,
-           (unsigned long long)block, BLOCK_LEN, (unsigned long long)crc,
-           (unsigned long long)ids[0], (unsigned long long)ids[1], (unsigned long long)ids[2]);
+    a = tc_post_fmt(
+        c, "/v1/fs/commit",
+        "{\"client\":7,\"seq\":3,\"ino\":%llu,\"gen\":%llu,\"off\":0,\"len\":%d,\"size\":%d,"
+        "\"blocks\":[{\"id\":%llu,\"len\":%d,\"crc32c\":%llu,\"replicas\":[%llu,%llu,%llu]}]}",
+        (unsigned long long)ino, (unsigned long long)gen, BLOCK_LEN, BLOCK_LEN,
+        (unsigned long long)block, BLOCK_LEN, (unsigned long long)crc, (unsigned long long)ids[0],
+        (unsigned long long)ids[1], (unsigned long long)ids[2]);
     cJSON_Delete(a);
     return block;
 }

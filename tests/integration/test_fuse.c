@@ -50,12 +50,12 @@ Test(fuse, posix_behaviour_through_ordinary_tools)
 
     /* The script's expectations hold on a local directory (so they are POSIX's, not ours). */
     cr_assert_eq(tc_sh("mkdir %s/local && MNT=%s/local SRC=%s %s/fuse/posix.sh", c->root, c->root,
-                    DFS_SOURCE_DIR "/common", DFS_TEST_DIR),
+                       DFS_SOURCE_DIR "/common", DFS_TEST_DIR),
                  0, "posix.sh fails on a local directory");
     tc_mount(c, &m, "mnt", NULL);
-    cr_assert_eq(tc_sh("MNT=%s SRC=%s %s/fuse/posix.sh", m.dir, DFS_SOURCE_DIR "/common",
-                    DFS_TEST_DIR),
-                 0, "posix.sh failed (log: %s)", m.log);
+    cr_assert_eq(
+        tc_sh("MNT=%s SRC=%s %s/fuse/posix.sh", m.dir, DFS_SOURCE_DIR "/common", DFS_TEST_DIR), 0,
+        "posix.sh failed (log: %s)", m.log);
     /* What was written is there after a remount. */
     tc_umount(&m);
     tc_mount(c, &m, "mnt", NULL);
@@ -71,8 +71,8 @@ Test(fuse, permissions_are_enforced_for_other_users)
 
     tc_mount(c, &m, "mnt", NULL);
     cr_assert_eq(tc_sh("cd %s && mkdir pub priv && chmod 777 pub && chmod 700 priv && "
-                    "echo secret > priv/f && echo open > pub/f && chmod 600 pub/f",
-                    m.dir),
+                       "echo secret > priv/f && echo open > pub/f && chmod 600 pub/f",
+                       m.dir),
                  0);
 #define AS_NOBODY "setpriv --reuid=65534 --regid=65534 --clear-groups "
     /* nobody cannot look into priv, read a 0600 file of root's, or create in the root dir. */
@@ -81,23 +81,25 @@ Test(fuse, permissions_are_enforced_for_other_users)
     cr_assert_neq(tc_sh(AS_NOBODY "touch %s/mine 2>/dev/null", m.dir), 0);
     cr_assert_neq(tc_sh(AS_NOBODY "chmod 777 %s/pub/f 2>/dev/null", m.dir), 0);
     /* ... but may create in the 0777 directory, and owns what it creates. */
-    cr_assert_eq(tc_sh(AS_NOBODY "sh -c \"echo hi > %s/pub/n && mkdir %s/pub/d\"", m.dir, m.dir), 0);
+    cr_assert_eq(tc_sh(AS_NOBODY "sh -c \"echo hi > %s/pub/n && mkdir %s/pub/d\"", m.dir, m.dir),
+                 0);
     cr_assert_eq(tc_sh("test \"$(stat -c %%u:%%g %s/pub/n)\" = 65534:65534", m.dir), 0);
     cr_assert_eq(tc_sh("test \"$(stat -c %%u %s/pub/d)\" = 65534", m.dir), 0);
     /* A file created read-only is written through the descriptor that created it (git writes
      * its objects so), and ftruncate on that descriptor works. */
-    cr_assert_eq(tc_sh(AS_NOBODY "/usr/bin/python3 -c \"import os; fd = os.open(\\\"%s/pub/ro\\\", "
-                       "os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o444); os.write(fd, b\\\"x\\\" * 100); "
-                       "os.ftruncate(fd, 50); os.close(fd)\"",
-                       m.dir),
-                 0);
+    cr_assert_eq(
+        tc_sh(AS_NOBODY
+              "/usr/bin/python3 -c \"import os; fd = os.open(\\\"%s/pub/ro\\\", "
+              "os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o444); os.write(fd, b\\\"x\\\" * 100); "
+              "os.ftruncate(fd, 50); os.close(fd)\"",
+              m.dir),
+        0);
     cr_assert_eq(tc_sh("test \"$(stat -c %%s:%%a %s/pub/ro)\" = 50:444", m.dir), 0);
     cr_assert_neq(tc_sh(AS_NOBODY "sh -c \"echo more >> %s/pub/ro\" 2>/dev/null", m.dir), 0);
     /* chown to another user is root's. */
     cr_assert_neq(tc_sh(AS_NOBODY "chown 0 %s/pub/n 2>/dev/null", m.dir), 0);
-    cr_assert_eq(tc_sh("chown 4242 %s/pub/n && test \"$(stat -c %%u %s/pub/n)\" = 4242", m.dir,
-                    m.dir),
-                 0);
+    cr_assert_eq(
+        tc_sh("chown 4242 %s/pub/n && test \"$(stat -c %%u %s/pub/n)\" = 4242", m.dir, m.dir), 0);
     tc_umount(&m);
     finish(c);
 }
@@ -117,8 +119,8 @@ Test(fuse, close_to_open_between_two_mounts)
     cr_assert_eq(tc_sh("test \"$(stat -c %%s %s/x)\" = 2500000", b.dir), 0);
     /* Names made in one appear in the other (after the entry timeout of 0.5 s at most). */
     cr_assert_eq(tc_sh("mkdir %s/d && for i in $(seq 50); do [ -d %s/d ] && exit 0; sleep 0.1; "
-                    "done; exit 1",
-                    a.dir, b.dir),
+                       "done; exit 1",
+                       a.dir, b.dir),
                  0);
     tc_umount(&a);
     tc_umount(&b);
@@ -132,7 +134,7 @@ Test(fuse, cp_r_of_usr_include, .timeout = 1500)
 
     tc_mount(c, &m, "mnt", NULL);
     cr_assert_eq(tc_sh("cp -r /usr/include %s/inc && diff -r --no-dereference /usr/include %s/inc",
-                    m.dir, m.dir),
+                       m.dir, m.dir),
                  0);
     tc_umount(&m);
     finish(c);
@@ -149,9 +151,9 @@ Test(fuse, cp_r_of_2000_files_survives_kill_9_of_the_leader, .timeout = 1500)
     snprintf(src, sizeof(src), "%s/src", c->root);
     /* 2,000 small files in 40 directories and two multi-block files. */
     cr_assert_eq(tc_sh("mkdir %s && cd %s && for d in $(seq 40); do mkdir d$d; for f in $(seq 50); "
-                    "do head -c $((RANDOM / 4)) /dev/urandom > d$d/f$f; done; done && "
-                    "head -c 3500000 /dev/urandom > big1 && head -c 2100000 /dev/urandom > big2",
-                    src, src),
+                       "do head -c $((RANDOM / 4)) /dev/urandom > d$d/f$f; done; done && "
+                       "head -c 3500000 /dev/urandom > big1 && head -c 2100000 /dev/urandom > big2",
+                       src, src),
                  0);
     pid_t cp = fork();
     cr_assert_geq(cp, 0);
@@ -187,8 +189,8 @@ Test(fuse, mount_t_fuse_and_umount)
     snprintf(dir, sizeof(dir), "%s/m", c->root);
     cr_assert_eq(mkdir(dir, 0755), 0);
     cr_assert_eq(tc_sh("mount -t fuse \"%s#%s\" %s -o rw,noatime,nodev,nosuid,_netdev,"
-                    "block_size=1048576",
-                    DFS_FUSE_BIN, masters, dir),
+                       "block_size=1048576",
+                       DFS_FUSE_BIN, masters, dir),
                  0);
     cr_assert(tc_mounted(dir));
     cr_assert_eq(tc_sh("grep -q \" %s fuse.dfs \" /proc/mounts", dir), 0);
@@ -196,7 +198,8 @@ Test(fuse, mount_t_fuse_and_umount)
     cr_assert_eq(tc_sh("umount %s", dir), 0);
     cr_assert_not(tc_mounted(dir));
     /* The detached daemon exits after the unmount. */
-    for (uint64_t end = tc_now_ms() + 10000; tc_sh("pgrep -f \"^%s .*%s\" >/dev/null", DFS_FUSE_BIN, dir) == 0;) {
+    for (uint64_t end = tc_now_ms() + 10000;
+         tc_sh("pgrep -f \"^%s .*%s\" >/dev/null", DFS_FUSE_BIN, dir) == 0;) {
         cr_assert_lt(tc_now_ms(), end, "dfs still runs after umount");
         usleep(20000);
     }

@@ -232,8 +232,8 @@ Test(master_cs, under_replicated_block_is_copied_and_freed_block_deleted, .timeo
     start_cluster(&c, 3);
     wait_view(&c, 3, 3, &v);
     cJSON *a = tc_post_fmt(&c, "/v1/fs/create",
-                  "{\"client\":7,\"seq\":1,\"parent\":1,\"pgen\":1,\"name\":\"f\","
-                  "\"mode\":420,\"excl\":true}");
+                           "{\"client\":7,\"seq\":1,\"parent\":1,\"pgen\":1,\"name\":\"f\","
+                           "\"mode\":420,\"excl\":true}");
     const cJSON *attr = cJSON_GetObjectItemCaseSensitive(a, "attr");
     uint64_t ino = u64(attr, "ino"), gen = u64(attr, "gen");
     cJSON_Delete(a);
@@ -251,10 +251,11 @@ Test(master_cs, under_replicated_block_is_copied_and_freed_block_deleted, .timeo
     cr_assert_eq(r.status, 200);
     uint64_t crc = u64(r.json, "crc32c");
     cm_http_response_clear(&r);
-    a = tc_post_fmt(&c, "/v1/fs/commit",
-           "{\"client\":7,\"seq\":3,\"ino\":%lu,\"gen\":%lu,\"off\":0,\"len\":5,"
-           "\"size\":5,\"blocks\":[{\"id\":%lu,\"len\":5,\"crc32c\":%lu,\"replicas\":[%lu]}]}",
-           ino, gen, block, crc, v.id[0]);
+    a = tc_post_fmt(
+        &c, "/v1/fs/commit",
+        "{\"client\":7,\"seq\":3,\"ino\":%lu,\"gen\":%lu,\"off\":0,\"len\":5,"
+        "\"size\":5,\"blocks\":[{\"id\":%lu,\"len\":5,\"crc32c\":%lu,\"replicas\":[%lu]}]}",
+        ino, gen, block, crc, v.id[0]);
     cJSON_Delete(a);
 
     /* The masters have it copied to the two others. */
@@ -270,7 +271,8 @@ Test(master_cs, under_replicated_block_is_copied_and_freed_block_deleted, .timeo
     }
 
     /* Unlinked: the block is garbage, and every holder is told to delete it. */
-    a = tc_post_fmt(&c, "/v1/fs/unlink", "{\"client\":7,\"seq\":4,\"parent\":1,\"pgen\":1,\"name\":\"f\"}");
+    a = tc_post_fmt(&c, "/v1/fs/unlink",
+                    "{\"client\":7,\"seq\":4,\"parent\":1,\"pgen\":1,\"name\":\"f\"}");
     cJSON_Delete(a);
     wait_blocks(&c, 3, 0);
     tc_destroy(&c);
