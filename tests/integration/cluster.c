@@ -40,6 +40,7 @@ void tc_init(struct tc_cluster *c, int n, const char *extra_args)
         c->m[i].client_port = free_port();
         c->m[i].http_port = free_port();
         snprintf(c->m[i].dir, sizeof(c->m[i].dir), "%s/m%d", c->root, i + 1);
+        snprintf(c->m[i].host, sizeof(c->m[i].host), "127.0.0.1");
     }
     struct cm_http_client_config cc = {.connect_timeout_ms = 300, .timeout_ms = 3000};
     cr_assert_eq(cm_http_client_new(&cc, &c->http), 0);
@@ -53,14 +54,17 @@ void tc_start(struct tc_cluster *c, int i)
         if (k == i)
             continue;
         size_t l = strlen(peers);
-        snprintf(peers + l, sizeof(peers) - l, "%shttp://127.0.0.1:%u", l ? "," : "--peers ",
+        snprintf(peers + l, sizeof(peers) - l, "%shttp://%s:%u", l ? "," : "--peers ", c->m[k].host,
                  c->m[k].http_port);
     }
+    char netns[64] = "";
+    if (m->netns[0] != '\0') /* ip netns exec execs the command: the pid stays the master's */
+        snprintf(netns, sizeof(netns), "ip netns exec %s ", m->netns);
     snprintf(args, sizeof(args),
-             "exec %s --id %d --addr 127.0.0.1:%u --http-port %u --http-bind 127.0.0.1 "
+             "exec %s%s --id %d --addr %s:%u --http-port %u --http-bind %s "
              "%s --storage-dir %s --log-level %s %s %s >/dev/null 2>>%s/m%d.log",
-             DFS_MASTER_BIN, m->id, m->client_port, m->http_port, peers, m->dir,
-             getenv("TC_LOG") ? "debug" : "info", m->join ? "--join" : "",
+             netns, DFS_MASTER_BIN, m->id, m->host, m->client_port, m->http_port, m->host, peers,
+             m->dir, getenv("TC_LOG") ? "debug" : "info", m->join ? "--join" : "",
              c->extra_args ? c->extra_args : "", c->root, m->id);
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
@@ -91,7 +95,7 @@ void tc_cs_start(struct tc_cluster *c, int k, int racks, const char *extra_args)
     }
     for (int i = 0; i < c->n; i++) {
         size_t l = strlen(masters);
-        snprintf(masters + l, sizeof(masters) - l, "%s127.0.0.1:%u", l ? "," : "",
+        snprintf(masters + l, sizeof(masters) - l, "%s%s:%u", l ? "," : "", c->m[i].host,
                  c->m[i].client_port);
     }
     if (racks > 0)
@@ -206,7 +210,7 @@ void tc_destroy(struct tc_cluster *c)
 cJSON *tc_status(struct tc_cluster *c, int i)
 {
     char url[128];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%u/status", c->m[i].http_port);
+    snprintf(url, sizeof(url), "http://%s:%u/status", c->m[i].host, c->m[i].http_port);
     struct cm_http_response r = {0};
     if (cm_http_get_json(c->http, url, &r) != 0) {
         cm_http_response_clear(&r);
@@ -251,11 +255,11 @@ int tc_wait_leader(struct tc_cluster *c, int timeout_ms)
     return -1;
 }
 
-static int post(struct tc_cluster *c, uint16_t port, const char *path, cJSON *body,
-                struct cm_http_response *r)
+static int post(struct tc_cluster *c, const char *host, uint16_t port, const char *path,
+                cJSON *body, struct cm_http_response *r)
 {
     char url[160];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", port, path);
+    snprintf(url, sizeof(url), "http://%s:%u%s", host, port, path);
     int rc = cm_http_post_json(c->http, url, body, r);
     return rc;
 }
@@ -279,7 +283,7 @@ static int post_hint(struct tc_cluster *c, int i, const char *path, const cJSON 
                      cJSON **answer, int *status, int *hint)
 {
     struct cm_http_response r = {0};
-    int rc = post(c, c->m[i].client_port, path, (cJSON *)body, &r);
+    int rc = post(c, c->m[i].host, c->m[i].client_port, path, (cJSON *)body, &r);
     if (status != NULL)
         *status = r.status;
     if (hint != NULL)
@@ -302,7 +306,7 @@ static int put_at(struct tc_cluster *c, int i, const char *client, uint64_t seq,
     cJSON_AddStringToObject(b, "client", client);
     cm_json_add_u64(b, "seq", seq);
     struct cm_http_response r = {0};
-    int rc = post(c, c->m[i].client_port, "/v1/kv/put", b, &r);
+    int rc = post(c, c->m[i].host, c->m[i].client_port, "/v1/kv/put", b, &r);
     cJSON_Delete(b);
     if (rc == 0 && revision != NULL)
         cm_json_get_u64(r.json, "revision", revision);
@@ -347,7 +351,7 @@ int tc_get_at(struct tc_cluster *c, int i, const char *key, bool follower_read, 
     cJSON_AddStringToObject(b, "key", key);
     cJSON_AddBoolToObject(b, "follower_read", follower_read);
     struct cm_http_response r = {0};
-    int rc = post(c, c->m[i].client_port, "/v1/kv/get", b, &r);
+    int rc = post(c, c->m[i].host, c->m[i].client_port, "/v1/kv/get", b, &r);
     cJSON_Delete(b);
     const char *v;
     if (rc == 0 && cm_json_get_str(r.json, "value", 1 << 20, &v, NULL) == 0)
@@ -377,7 +381,7 @@ int tc_admin(struct tc_cluster *c, int i, const char *path, const char *json)
 {
     cJSON *b = cJSON_Parse(json);
     struct cm_http_response r = {0};
-    int rc = post(c, c->m[i].http_port, path, b, &r);
+    int rc = post(c, c->m[i].host, c->m[i].http_port, path, b, &r);
     cJSON_Delete(b);
     cm_http_response_clear(&r);
     return rc;
@@ -427,7 +431,7 @@ void tc_masters(struct tc_cluster *c, char *out, size_t cap)
 
     out[0] = '\0';
     for (int i = 0; i < c->n && len < cap; i++)
-        len += (size_t)snprintf(out + len, cap - len, "%s127.0.0.1:%u", i > 0 ? "," : "",
+        len += (size_t)snprintf(out + len, cap - len, "%s%s:%u", i > 0 ? "," : "", c->m[i].host,
                                 c->m[i].client_port);
 }
 

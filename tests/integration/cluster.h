@@ -12,7 +12,7 @@
 
 #include "common/http_client.h"
 
-#define TC_MAX_MASTERS 7
+#define TC_MAX_MASTERS      7
 #define TC_MAX_CHUNKSERVERS 8
 
 struct tc_master {
@@ -22,6 +22,8 @@ struct tc_master {
     char dir[256];
     pid_t pid; /* 0 when not running */
     bool join;
+    char host[32];  /* the address it listens on and is reached at (default 127.0.0.1) */
+    char netns[32]; /* a network namespace to run it in ("": the test's own) */
 };
 
 struct tc_chunkserver {
