@@ -41,6 +41,10 @@ static void usage(FILE *f)
             "  --secret-file FILE        cluster secret every peer, admin and client call carries\n"
             "  --join                    join a running cluster as a non-voter (then add it with\n"
             "                            POST /admin/add-master on the leader)\n"
+            "  --no-lease-read           confirm leadership with a heartbeat round for every\n"
+            "                            read; by default the leader answers reads at once\n"
+            "                            while a majority heard it within 0.9 election timeouts\n"
+            "                            (safe unless clock rates differ by 10%%)\n"
             "  --log-level LEVEL         debug, info, warn or error (default info)\n"
             "  --help                    this text\n",
             MASTER_DEFAULT_ADDR, MASTER_DEFAULT_HTTP_PORT);
@@ -88,6 +92,7 @@ int main(int argc, char **argv)
         O_CS_DEAD,
         O_SECRET,
         O_JOIN,
+        O_NO_LEASE,
         O_LOG,
         O_HELP,
     };
@@ -105,6 +110,7 @@ int main(int argc, char **argv)
         {"cs-dead-timeout-s", required_argument, NULL, O_CS_DEAD},
         {"secret-file", required_argument, NULL, O_SECRET},
         {"join", no_argument, NULL, O_JOIN},
+        {"no-lease-read", no_argument, NULL, O_NO_LEASE},
         {"log-level", required_argument, NULL, O_LOG},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
@@ -165,6 +171,9 @@ int main(int argc, char **argv)
             break;
         case O_SECRET:
             cfg.secret_file = optarg;
+            break;
+        case O_NO_LEASE:
+            cfg.no_lease_read = true;
             break;
         case O_JOIN:
             cfg.join = true;

@@ -268,6 +268,7 @@ int master_start(const struct master_config *cfg, struct master **out)
     nc.raft.election_timeout_max = 2 * cfg->election_timeout_ms;
     nc.raft.heartbeat_interval = cfg->heartbeat_ms;
     nc.raft.snapshot_threshold = cfg->snapshot_entries;
+    nc.raft.lease_read = !cfg->no_lease_read;
     if (nc.raft.snapshot_trailing > cfg->snapshot_entries)
         nc.raft.snapshot_trailing = cfg->snapshot_entries / 2;
     if ((rc = bootstrap_conf(m, &nc.initial)) != 0)

@@ -34,7 +34,8 @@ struct master_config {
     uint32_t heartbeat_ms;
     uint64_t snapshot_entries;
     const char *secret_file;
-    bool join; /* this master joins an existing cluster as a non-voter */
+    bool join;          /* this master joins an existing cluster as a non-voter */
+    bool no_lease_read; /* reads always confirm leadership with a heartbeat round */
     /* Set (non-zero) by a signal handler: stop waiting for peers at bootstrap. May be NULL. */
     const volatile sig_atomic_t *stop;
     uint64_t cs_dead_timeout_ms; /* a chunkserver silent this long is dead */

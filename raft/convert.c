@@ -60,6 +60,7 @@ void raft__become_leader(struct raft *r)
     r->leader = r->id;
     r->n_votes = 0;
     r->transfer_target = 0;
+    r->lease_off = false;
     r->hb_deadline = r->now + r->cfg.heartbeat_interval;
     raft__progress_sync(r, true);
     r->term_start = raft__log_last(&r->log) + 1;
@@ -68,5 +69,6 @@ void raft__become_leader(struct raft *r)
         raft__become_follower(r, r->term, 0);
         return;
     }
+    raft__read_round(r); /* the first appends start the lease */
     raft__replicate_all(r, true);
 }

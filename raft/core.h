@@ -88,6 +88,8 @@ struct raft__step {
     raft_id leader0;
 };
 
+#define RAFT__ROUNDS 32 /* heartbeat rounds remembered for the leader lease */
+
 struct raft {
     struct raft_config cfg;
     raft_id id;
@@ -136,7 +138,13 @@ struct raft {
     /* Reads (thesis §6.4). */
     struct raft__read *reads;
     uint32_t n_reads, cap_reads;
-    uint64_t read_ctx; /* last heartbeat round started for reads */
+    uint64_t read_ctx; /* last heartbeat round started (for reads and the lease) */
+    /* When recent rounds started: round c in slot c % RAFT__ROUNDS (ctx_of says which round
+     * a slot holds). A round acknowledged by a majority gives a lease from its start. */
+    uint64_t ctx_of[RAFT__ROUNDS];
+    raft_time ctx_time[RAFT__ROUNDS];
+    bool lease_off;      /* leader: a transfer began in this term, no lease reads */
+    raft_time boot_time; /* the driver's clock at raft_new */
 
     /* A snapshot being received (follower). */
     bool snap_in_active;

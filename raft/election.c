@@ -19,6 +19,11 @@ bool raft__in_lease(const struct raft *r)
         /* With check-quorum a leader steps down by itself once it loses its majority. */
         return r->cfg.check_quorum;
     }
+    if (r->cfg.lease_read && r->now - r->boot_time < r->cfg.election_timeout_min) {
+        /* A restarted node may have acknowledged a leader's heartbeat just before it crashed:
+         * that leader may still read under its lease (raft.h, lease_read). */
+        return true;
+    }
     return r->role == RAFT_FOLLOWER && r->leader != 0 &&
            r->now - r->leader_contact < r->cfg.election_timeout_min;
 }

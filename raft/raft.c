@@ -50,7 +50,7 @@ void raft_config_default(struct raft_config *c)
 
 static int check_config(const struct raft_config *c)
 {
-    if (c->id == 0 || c->election_timeout_min == 0 ||
+    if (c->id == 0 || (c->lease_read && !c->check_quorum) || c->election_timeout_min == 0 ||
         c->election_timeout_max <= c->election_timeout_min || c->heartbeat_interval == 0 ||
         c->heartbeat_interval >= c->election_timeout_min || c->max_inflight_msgs == 0 ||
         c->max_inflight_msgs > RAFT__MAX_INFLIGHT_MSGS || c->max_inflight_bytes == 0 ||
@@ -140,6 +140,7 @@ int raft_new(const struct raft_config *config, const struct raft_boot *boot, raf
     r->id = config->id;
     r->rng = config->seed ^ (config->id * UINT64_C(0xD1B54A32D192ED03));
     r->now = now;
+    r->boot_time = now;
     r->term = boot->term;
     r->vote = boot->vote;
     r->role = RAFT_FOLLOWER;

@@ -417,6 +417,16 @@ struct raft_config {
                                       default 1000 */
     bool pre_vote;                 /* default true (thesis §9.6) */
     bool check_quorum;             /* default true (thesis §6.2, leader steps down) */
+    /* Leader lease reads (thesis §6.4.1); default false. Needs check_quorum. A leader answers a
+     * read at once, without a heartbeat round, while a majority of voters acknowledged a
+     * heartbeat it sent less than 9/10 of election_timeout_min ago: those voters refuse to vote
+     * for anyone else until election_timeout_min after receiving it, so no other leader can
+     * exist yet (the 1/10 covers clocks running at different rates). To keep that true across
+     * restarts, a node with this on also refuses votes for election_timeout_min after it
+     * starts; a leader that begins a transfer (whose target campaigns past the lease) stops
+     * using the lease for the rest of its term. Safe while clocks' rates differ by less than
+     * 10%; ReadIndex alone assumes nothing about clocks. */
+    bool lease_read;
 };
 
 /* Fills every field with its default; the caller then sets id and seed. */

@@ -67,6 +67,30 @@ void raft__read_acked(struct raft *r)
     r->n_reads -= k;
 }
 
+void raft__read_round(struct raft *r)
+{
+    r->read_ctx++;
+    r->ctx_of[r->read_ctx % RAFT__ROUNDS] = r->read_ctx;
+    r->ctx_time[r->read_ctx % RAFT__ROUNDS] = r->now;
+}
+
+/* Whether the leader holds a lease now (raft.h, lease_read): the latest round a majority
+ * acknowledged started less than 9/10 of election_timeout_min ago, and this term's NOOP is
+ * committed. */
+static bool in_lease(const struct raft *r)
+{
+    if (!r->cfg.lease_read || r->lease_off || r->transfer_target != 0 ||
+        r->commit < r->term_start) {
+        return false;
+    }
+    uint64_t q = quorum_ctx(r);
+    uint32_t slot = (uint32_t)(q % RAFT__ROUNDS);
+    if (q == 0 || r->ctx_of[slot] != q) {
+        return false; /* never acknowledged, or too long ago to be remembered */
+    }
+    return r->now < r->ctx_time[slot] + (raft_time)r->cfg.election_timeout_min * 9 / 10;
+}
+
 /* Starts one heartbeat round confirming every read that has none yet. */
 static void start_round(struct raft *r)
 {
@@ -74,7 +98,7 @@ static void start_round(struct raft *r)
     for (uint32_t i = 0; i < r->n_reads; i++) {
         if (r->reads[i].ctx == 0) {
             if (!any) {
-                r->read_ctx++;
+                raft__read_round(r);
                 any = true;
             }
             r->reads[i].ctx = r->read_ctx;
@@ -93,6 +117,11 @@ static int leader_read(struct raft *r, raft_id from, uint64_t read_id)
     memset(&rd, 0, sizeof rd);
     rd.read_id = read_id;
     rd.from = from;
+    if (in_lease(r)) {
+        /* No other leader can exist yet: what is committed now is the read index. */
+        finish(r, &rd, r->commit, true);
+        return 0;
+    }
     int rv = push(r, &rd);
     if (rv == 0 && r->commit >= r->term_start) {
         /* Thesis §6.4 step 1 needs an entry of this term committed first; until then the read

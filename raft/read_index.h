@@ -10,6 +10,8 @@
 int raft__read(struct raft *r, uint64_t read_id);
 void raft__read_index_recv(struct raft *r, const struct raft_msg *m);
 void raft__read_index_resp_recv(struct raft *r, const struct raft_msg *m);
+/* Leader: starts a heartbeat round (read_ctx + 1) at the current time; the caller sends it. */
+void raft__read_round(struct raft *r);
 /* Leader: a follower echoed a newer read_ctx; release the reads a majority confirmed. */
 void raft__read_acked(struct raft *r);
 /* Leader: the commit index moved; reads waiting for this term's first commit can start. */

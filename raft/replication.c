@@ -237,6 +237,7 @@ void raft__leader_tick(struct raft *r)
     raft__transfer_tick(r);
     if (r->now >= r->hb_deadline) {
         r->hb_deadline = r->now + r->cfg.heartbeat_interval;
+        raft__read_round(r); /* every heartbeat renews the lease */
         raft__heartbeat(r);
         for (uint32_t i = 0; i < RAFT_MAX_NODES; i++) {
             if (r->prs[i].id != 0) {

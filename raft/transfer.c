@@ -45,6 +45,7 @@ int raft__transfer(struct raft *r, raft_id target)
         return RAFT_E_INVAL;
     }
     r->transfer_target = pr->id;
+    r->lease_off = true; /* the target campaigns past the followers' lease */
     r->transfer_deadline = r->now + r->cfg.election_timeout_max;
     if (pr->match == raft__log_last(&r->log)) {
         send_timeout_now(r, pr->id);

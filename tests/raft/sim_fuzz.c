@@ -30,6 +30,7 @@ void fuzz_plan_for_seed(uint64_t seed, struct fuzz_plan *p)
     p->small_msgs = splitmix(&st) % 4 == 0;
     p->active_ms = 2000 + splitmix(&st) % 3000;
     p->churn = splitmix(&st) % CHURN_ONE_IN == 0;
+    p->lease_read = splitmix(&st) % 2 == 0;
 }
 
 const char *fuzz_faults_name(uint32_t faults, char *buf, size_t cap)
@@ -424,6 +425,7 @@ void fuzz_run(const struct fuzz_plan *p, struct fuzz_result *res, FILE *trace_ou
     /* Slow disks leave more batches unpersisted when a node crashes. */
     o.disk_delay_max = (uint32_t)(2 + splitmix(&st) % 40);
     o.client_timeout = 800;
+    o.raft.lease_read = p->lease_read;
     o.lying_disk = p->lying_disk;
     struct churn churn = {0};
     if (p->churn) {

@@ -36,6 +36,7 @@ struct fuzz_plan {
      * their voters) are crashed or cut off right after their election, then come back: the
      * histories of the Raft paper's Figure 8 and of votes lost in a crash. */
     bool churn;
+    bool lease_read; /* leader lease reads (raft.h) in every node */
     bool lying_disk; /* sim_opts.lying_disk: only to show that the checks catch it */
 };
 
