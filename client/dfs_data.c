@@ -375,6 +375,46 @@ static int put_once(struct dfs *fs, uint64_t id, const void *data, uint32_t len,
     return 0;
 }
 
+/* A placement is reused for this long: the master's choice (most free space first, racks
+ * apart) moves slowly, and asking for each small file's block would add a round trip to every
+ * close. Any failed pipeline asks again. */
+#define PLACE_CACHE_MS 1000
+
+static int place_cached(struct dfs *fs, unsigned count, struct target *out, unsigned *n)
+{
+    struct dfs_place_cache *pc = &fs->place_cache;
+    pthread_mutex_lock(&fs->mu);
+    if (pc->n >= count && now_ms() - pc->ms < PLACE_CACHE_MS) {
+        for (unsigned i = 0; i < count; i++) {
+            out[i].id = pc->id[i];
+            snprintf(out[i].addr, ADDR_MAX, "%s", pc->addr[i]);
+        }
+        *n = count;
+        pthread_mutex_unlock(&fs->mu);
+        return 0;
+    }
+    pthread_mutex_unlock(&fs->mu);
+    int rc = place(fs, count, out, n);
+    if (rc == 0) {
+        pthread_mutex_lock(&fs->mu);
+        pc->n = *n;
+        pc->ms = now_ms();
+        for (unsigned i = 0; i < *n; i++) {
+            pc->id[i] = out[i].id;
+            snprintf(pc->addr[i], sizeof(pc->addr[i]), "%s", out[i].addr);
+        }
+        pthread_mutex_unlock(&fs->mu);
+    }
+    return rc;
+}
+
+static void place_forget(struct dfs *fs)
+{
+    pthread_mutex_lock(&fs->mu);
+    fs->place_cache.n = 0;
+    pthread_mutex_unlock(&fs->mu);
+}
+
 /* Stores data as a new block on up to fs->replication chunkservers. */
 static int put_block(struct dfs *fs, const void *data, uint32_t len, struct pend_block *out)
 {
@@ -390,7 +430,10 @@ static int put_block(struct dfs *fs, const void *data, uint32_t len, struct pend
         return rc;
     for (int attempt = 0; attempt < PUT_ATTEMPTS && p.nholders < fs->replication; attempt++) {
         unsigned want = fs->replication + p.nholders + p.nfailed;
-        rc = place(fs, want < 16 ? want : 16, placed, &nplaced);
+        if (attempt > 0)
+            place_forget(fs); /* something in the last placement failed */
+        rc = attempt == 0 ? place_cached(fs, want < 16 ? want : 16, placed, &nplaced)
+                          : place(fs, want < 16 ? want : 16, placed, &nplaced);
         if (rc != 0) {
             last = rc;
             break;

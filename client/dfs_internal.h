@@ -33,6 +33,14 @@ struct dfs {
     struct session sessions[DFS_SESSIONS];
     uint64_t ids_next, ids_end; /* block ids reserved by alloc-blocks, not used yet */
     uint64_t ids_ms;            /* when they were reserved (monotonic ms) */
+    /* The last placement the master gave (dfs_data.c, place): reused for new blocks for
+     * PLACE_CACHE_MS while their first pipeline attempt succeeds. */
+    struct dfs_place_cache {
+        unsigned n;
+        uint64_t ms;
+        uint32_t id[16];
+        char addr[16][272]; /* ADDR_MAX of dfs_data.c */
+    } place_cache;
     struct dfs_data_stats stats;
 };
 
