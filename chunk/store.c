@@ -41,6 +41,8 @@
 #define F_CORRUPT 1u
 enum { CHG_ADD = 1, CHG_REMOVE, CHG_CORRUPT };
 
+#define COMMIT_STRIPES 64
+
 struct cs_store {
     int root_fd;
     int lock_fd;
@@ -53,8 +55,11 @@ struct cs_store {
     struct blkmap changes;
     uint64_t used;
     uint64_t ncorrupt;
-    pthread_mutex_t commit_mu; /* renames and unlinks of block files with their table update */
-    pthread_mutex_t dir_mu;    /* creation of fan-out directories */
+    /* Renames and unlinks of a block's file with its table update, striped by block id: one
+     * block's commits and deletes are serialized, different blocks' (and their directory
+     * fsyncs) run side by side. */
+    pthread_mutex_t commit_mu[COMMIT_STRIPES];
+    pthread_mutex_t dir_mu; /* creation of fan-out directories */
     atomic_uint_fast64_t tmp_seq;
     atomic_uint_fast64_t bytes_written, bytes_read, checksum_failures, no_space;
 };
@@ -536,8 +541,11 @@ int cs_store_open(const struct cs_store_config *cfg, struct cs_store **out,
     rc = CM_E_NOMEM;
     if (pthread_mutex_init(&s->mu, NULL) != 0)
         goto fail_free;
-    if (pthread_mutex_init(&s->commit_mu, NULL) != 0)
-        goto fail_mu;
+    int stripes = 0;
+    while (stripes < COMMIT_STRIPES && pthread_mutex_init(&s->commit_mu[stripes], NULL) == 0)
+        stripes++;
+    if (stripes < COMMIT_STRIPES)
+        goto fail_commit_mu;
     if (pthread_mutex_init(&s->dir_mu, NULL) != 0)
         goto fail_commit_mu;
 
@@ -586,8 +594,8 @@ fail_root:
 fail_dir_mu:
     pthread_mutex_destroy(&s->dir_mu);
 fail_commit_mu:
-    pthread_mutex_destroy(&s->commit_mu);
-fail_mu:
+    while (stripes > 0)
+        pthread_mutex_destroy(&s->commit_mu[--stripes]);
     pthread_mutex_destroy(&s->mu);
 fail_free:
     free(s);
@@ -603,7 +611,8 @@ void cs_store_close(struct cs_store *s)
     close(s->lock_fd);
     close(s->root_fd);
     pthread_mutex_destroy(&s->dir_mu);
-    pthread_mutex_destroy(&s->commit_mu);
+    for (int i = 0; i < COMMIT_STRIPES; i++)
+        pthread_mutex_destroy(&s->commit_mu[i]);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
@@ -616,6 +625,11 @@ const char *cs_store_id(const struct cs_store *s)
 uint64_t cs_store_block_size(const struct cs_store *s)
 {
     return s->block_size;
+}
+
+static pthread_mutex_t *commit_mu_of(struct cs_store *s, uint64_t id)
+{
+    return &s->commit_mu[(id * UINT64_C(0x9E3779B97F4A7C15)) >> 58]; /* top 6 bits: 64 */
 }
 
 /* ---- writer ---- */
@@ -822,7 +836,7 @@ int cs_writer_commit(struct cs_writer *w, const uint32_t *expected_crc, struct c
         goto fail;
     }
 
-    pthread_mutex_lock(&s->commit_mu);
+    pthread_mutex_lock(commit_mu_of(s, w->id));
     pthread_mutex_lock(&s->mu);
     held = blkmap_get(&s->table, w->id);
     bool exists = held != NULL && !(held->flags & F_CORRUPT);
@@ -830,7 +844,7 @@ int cs_writer_commit(struct cs_writer *w, const uint32_t *expected_crc, struct c
     if (exists) {
         bool same = false;
         rc = same_block(s, w->id, w, &same);
-        pthread_mutex_unlock(&s->commit_mu);
+        pthread_mutex_unlock(commit_mu_of(s, w->id));
         if (rc == 0 && !same)
             rc = CM_E_EXIST;
         if (rc < 0)
@@ -842,7 +856,7 @@ int cs_writer_commit(struct cs_writer *w, const uint32_t *expected_crc, struct c
     }
     if (renameat(s->root_fd, w->tmp, s->root_fd, w->final) < 0) {
         rc = errno_code(errno);
-        pthread_mutex_unlock(&s->commit_mu);
+        pthread_mutex_unlock(commit_mu_of(s, w->id));
         goto fail;
     }
     w->committed = true;
@@ -857,7 +871,7 @@ int cs_writer_commit(struct cs_writer *w, const uint32_t *expected_crc, struct c
             note_change(s, w->id, CHG_REMOVE, 0, 0);
         }
         pthread_mutex_unlock(&s->mu);
-        pthread_mutex_unlock(&s->commit_mu);
+        pthread_mutex_unlock(commit_mu_of(s, w->id));
         count_nospc(s, rc);
         free(trailer);
         return rc;
@@ -867,7 +881,7 @@ int cs_writer_commit(struct cs_writer *w, const uint32_t *expected_crc, struct c
     if (rc == 0)
         note_change(s, w->id, CHG_ADD, w->len, w->crc);
     pthread_mutex_unlock(&s->mu);
-    pthread_mutex_unlock(&s->commit_mu);
+    pthread_mutex_unlock(commit_mu_of(s, w->id));
     if (rc < 0) {
         free(trailer);
         return rc;
@@ -1093,7 +1107,7 @@ int cs_store_delete(struct cs_store *s, uint64_t id)
     int rc = 0;
 
     block_path(id, path, sizeof(path));
-    pthread_mutex_lock(&s->commit_mu);
+    pthread_mutex_lock(commit_mu_of(s, id));
     pthread_mutex_lock(&s->mu);
     if (blkmap_get(&s->table, id) == NULL)
         rc = CM_E_NOENT;
@@ -1106,7 +1120,7 @@ int cs_store_delete(struct cs_store *s, uint64_t id)
         note_change(s, id, CHG_REMOVE, 0, 0);
         pthread_mutex_unlock(&s->mu);
     }
-    pthread_mutex_unlock(&s->commit_mu);
+    pthread_mutex_unlock(commit_mu_of(s, id));
     return rc;
 }
 
