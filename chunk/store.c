@@ -1,7 +1,8 @@
 /* Block files: blocks/<id[14..15]>/<id[12..13]>/<id>.blk holding the data, one little-endian
  * CRC32C per 64 KiB chunk and a 32-byte footer; written as <id>.tmp.<n> beside it, synced,
  * renamed and the directory synced. The table and the change log live behind one mutex;
- * commits and deletes are serialized by another so that a rename and its table update agree. */
+ * a block's commits and deletes are serialized by a lock striped by block id, so that a rename
+ * and its table update agree. */
 #include "chunk/store.h"
 
 #include <dirent.h>
