@@ -382,6 +382,12 @@ Test(partition, isolated_leader_is_replaced_and_acknowledges_nothing)
         snprintf(val, sizeof(val), "v%d", n);
         cr_assert_eq(put_at_until(now, 2 + (uint64_t)n, key, val, 5000), 0, "put %s", key);
     }
+    /* No stale read either: the old leader's lease ended before the new leader was elected. */
+    char *stale = NULL;
+    int grc = tc_get_at(cl, old, "majority-0", false, &stale);
+    cr_expect(grc != 0 && grc != CM_E_NOENT, "the cut-off leader answered a read (rc %d, %s)", grc,
+              stale ? stale : "no value");
+    free(stale);
     uint64_t deadline = tc_now_ms() + 5000;
     while (is_leader(old, NULL))
         cr_assert_lt(tc_now_ms(), deadline, "the cut-off leader still leads");
