@@ -21,6 +21,14 @@
 #define ADMIN_ADD      "/admin/add-master"
 #define ADMIN_REMOVE   "/admin/remove-master"
 
+/* /status "blocks" (docs/protocol.md) */
+#define STATUS_BLOCKS            "blocks"
+#define STATUS_BLOCKS_REFERENCED "referenced"
+#define STATUS_BLOCKS_UNDER      "under_replicated"
+#define STATUS_BLOCKS_MISSING    "missing"
+#define STATUS_BLOCKS_READY      "ready"
+#define STATUS_BLOCKS_AGO        "computed_ms_ago"
+
 static const char *role_lower(int role)
 {
     static const char *names[] = {"follower", "pre_candidate", "candidate", "leader"};
@@ -31,6 +39,7 @@ struct kv_counts {
     struct master *m;
     uint64_t keys, applied;
     struct ns_statfs fs;
+    uint64_t blocks_referenced;
 };
 
 static void read_kv_counts(void *arg)
@@ -38,6 +47,28 @@ static void read_kv_counts(void *arg)
     struct kv_counts *c = arg;
     kv_stats(c->m->kv, &c->keys, &c->applied);
     ns_statfs(c->m->ns, &c->fs);
+    c->blocks_referenced = ns_blocks_referenced(c->m->ns);
+}
+
+/* The leader's block copy counts (master/block_health.h): null until known. */
+static void add_blocks(struct master *m, cJSON *o, uint64_t referenced, uint64_t now)
+{
+    struct bh_counts bc;
+    bh_get(m->health, &bc);
+    cJSON *b = cJSON_AddObjectToObject(o, STATUS_BLOCKS);
+    if (b == NULL)
+        return;
+    cm_json_add_u64(b, STATUS_BLOCKS_REFERENCED, referenced);
+    if (bc.known) {
+        cm_json_add_u64(b, STATUS_BLOCKS_UNDER, bc.h.under_replicated);
+        cm_json_add_u64(b, STATUS_BLOCKS_MISSING, bc.h.missing);
+        cm_json_add_u64(b, STATUS_BLOCKS_AGO, now > bc.computed_ms ? now - bc.computed_ms : 0);
+    } else {
+        cJSON_AddNullToObject(b, STATUS_BLOCKS_UNDER);
+        cJSON_AddNullToObject(b, STATUS_BLOCKS_MISSING);
+        cJSON_AddNullToObject(b, STATUS_BLOCKS_AGO);
+    }
+    cJSON_AddBoolToObject(b, STATUS_BLOCKS_READY, bc.known);
 }
 
 /* The chunkservers as this master sees them (only the leader hears heartbeats). */
@@ -202,6 +233,7 @@ static int h_status(struct cm_http_req *req, void *data)
         cm_json_add_u64(fs, "gc_pending", kc.fs.gc_pending);
     }
     add_chunkservers(m, o, now);
+    add_blocks(m, o, kc.blocks_referenced, master_now_ms());
     return answer_status(req, 200, o);
 }
 
@@ -293,6 +325,27 @@ static int h_metrics(struct cm_http_req *req, void *data)
                    "dfs_master_chunkservers{state=\"live\"} %zu\n"
                    "dfs_master_chunkservers{state=\"dead\"} %zu\n",
                    live, cn - live);
+    struct kv_counts kc = {.m = m};
+    struct bh_counts bc;
+    rn_run_sync(m->node, read_kv_counts, &kc);
+    bh_get(m->health, &bc);
+    cm_text_printf(&t,
+                   "# HELP dfs_blocks_referenced Distinct blocks the files reference.\n"
+                   "# TYPE dfs_blocks_referenced gauge\n"
+                   "dfs_blocks_referenced %" PRIu64 "\n",
+                   kc.blocks_referenced);
+    if (bc.known)
+        cm_text_printf(&t,
+                       "# HELP dfs_blocks_under_replicated Referenced blocks with fewer than %d "
+                       "sound copies on live chunkservers, missing ones included (leader "
+                       "only).\n"
+                       "# TYPE dfs_blocks_under_replicated gauge\n"
+                       "dfs_blocks_under_replicated %" PRIu64 "\n"
+                       "# HELP dfs_blocks_missing Referenced blocks with no sound copy on a live "
+                       "chunkserver (leader only).\n"
+                       "# TYPE dfs_blocks_missing gauge\n"
+                       "dfs_blocks_missing %" PRIu64 "\n",
+                       CS_DEFAULT_REPLICATION, bc.h.under_replicated, bc.h.missing);
     int rc = t.err != 0 ? t.err
                         : cm_http_answer_bytes(req, 200, "text/plain; version=0.0.4", t.buf, t.len);
     cm_text_free(&t);

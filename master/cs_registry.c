@@ -579,7 +579,8 @@ size_t cs_unheard(struct cs_registry *r, uint64_t now_ms)
     size_t n = 0;
 
     pthread_mutex_lock(&r->mu);
-    uint64_t grace = r->dead_timeout_ms < CS_PLACE_GRACE_MS ? r->dead_timeout_ms : CS_PLACE_GRACE_MS;
+    uint64_t grace =
+        r->dead_timeout_ms < CS_PLACE_GRACE_MS ? r->dead_timeout_ms : CS_PLACE_GRACE_MS;
     if (now_ms < r->leader_since_ms || now_ms - r->leader_since_ms < grace)
         for (size_t i = 0; i < r->n; i++)
             n += r->e[i].id != 0 && r->e[i].last_hb_ms == 0;
@@ -793,6 +794,65 @@ out:
     free(good);
     pthread_mutex_unlock(&r->mu);
     return k;
+}
+
+/* ---- copy counts ---- */
+
+/* Index of v in the sorted ids, or n. */
+static size_t find_id(const uint64_t *ids, size_t n, uint64_t v)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ids[mid] < v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && ids[lo] == v ? lo : n;
+}
+
+int cs_health_count(struct cs_registry *r, uint64_t now_ms, const uint64_t *ids, size_t n,
+                    struct cs_health *h, uint8_t *copies)
+{
+    uint8_t *c = copies != NULL ? copies : malloc(n ? n : 1);
+    if (c == NULL)
+        return CM_E_NOMEM;
+    if (n > 0)
+        memset(c, 0, n);
+    pthread_mutex_lock(&r->mu);
+    int rc = counts_known(r, now_ms) ? 0 : CM_E_UNAVAILABLE;
+    for (size_t i = 0; rc == 0 && n > 0 && i < r->n; i++) {
+        const struct cs_entry *e = &r->e[i];
+        if (!alive(r, e, now_ms))
+            continue;
+        /* Look up whichever side is smaller: its copies within the batch's id range in ids, or
+         * the ids in its copies. */
+        size_t lo = lower_bound(&e->blocks, ids[0]), hi = lower_bound(&e->blocks, ids[n - 1]);
+        if (hi < e->blocks.n && e->blocks.v[hi] == ids[n - 1])
+            hi++;
+        if (hi - lo <= n) {
+            for (size_t j = lo; j < hi; j++) {
+                size_t k = find_id(ids, n, e->blocks.v[j]);
+                if (k < n && c[k] < UINT8_MAX)
+                    c[k]++;
+            }
+        } else {
+            for (size_t k = 0; k < n; k++)
+                if (c[k] < UINT8_MAX && holds(e, ids[k]))
+                    c[k]++;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    for (size_t k = 0; rc == 0 && k < n; k++) {
+        h->under_replicated += c[k] < CS_DEFAULT_REPLICATION;
+        h->missing += c[k] == 0;
+    }
+    if (rc == 0)
+        h->referenced += n;
+    if (c != copies)
+        free(c);
+    return rc;
 }
 
 /* ---- garbage ---- */

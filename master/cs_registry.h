@@ -143,6 +143,22 @@ size_t cs_blocks_held(struct cs_registry *r, uint32_t id, const uint64_t *garbag
 /* Every copy chunkserver id holds (sound or damaged), sorted and distinct: *out malloc'd
  * (caller frees; NULL when none). CM_E_NOMEM. */
 int cs_held(struct cs_registry *r, uint32_t id, uint64_t **out, size_t *n);
+/* Copy counts of referenced blocks, as /status shows them. */
+struct cs_health {
+    uint64_t referenced;       /* block ids counted */
+    uint64_t under_replicated; /* fewer than CS_DEFAULT_REPLICATION sound copies on live
+                                  chunkservers (missing ones included) */
+    uint64_t missing;          /* no sound copy on a live chunkserver: none at all, only damaged
+                                  ones, or only copies on dead chunkservers */
+};
+/* Counts one batch of a walk over the referenced blocks: ids (sorted ascending, distinct) are
+ * added to *h, and copies (may be NULL; room for n) gets each one's number of sound copies on
+ * live chunkservers (at most 255; a copy told to be deleted as surplus still counts). The lock
+ * is held for this batch only, so callers walk many blocks in batches of a few thousand.
+ * CM_E_UNAVAILABLE (nothing counted) until the same readiness condition as cs_replicate holds:
+ * before that, copies not reported yet would look missing. CM_E_NOMEM. */
+int cs_health_count(struct cs_registry *r, uint64_t now_ms, const uint64_t *ids, size_t n,
+                    struct cs_health *h, uint8_t *copies);
 /* Of the garbage ids (any order), those no live chunkserver holds (sound or damaged), up to max
  * into out (which may be ids itself): they may be dropped from the pending garbage. None until
  * the same readiness condition as cs_replicate holds (a live chunkserver that has not sent its

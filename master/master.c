@@ -116,8 +116,8 @@ static int parse_peers(const char *s, struct peer_spec *out, size_t cap, size_t 
 /* Asks each peer without a known id for it (GET /raft/hello), until all have answered. */
 static int learn_peer_ids(struct master *m, struct peer_spec *peers, size_t n)
 {
-    struct cm_http_client_config cc = {.connect_timeout_ms = 500, .timeout_ms = 1000,
-                                       .secret = &m->secret};
+    struct cm_http_client_config cc = {
+        .connect_timeout_ms = 500, .timeout_ms = 1000, .secret = &m->secret};
     struct cm_http_client *c = NULL;
     int rc = cm_http_client_new(&cc, &c);
     if (rc != 0)
@@ -282,6 +282,10 @@ int master_start(const struct master_config *cfg, struct master **out)
         LOG_ERROR("cannot start the Raft node: %s", cm_strerror(rc));
         goto fail;
     }
+    if ((rc = bh_start(
+             m, cfg->cs_dead_timeout_ms ? cfg->cs_dead_timeout_ms : CS_DEFAULT_DEAD_TIMEOUT_MS,
+             &m->health)) != 0)
+        goto fail;
     atomic_store(&m->ready, true);
 
     if ((rc = start_server(m, cfg->addr_host, cfg->addr_port, 1 << 20, master_add_client_routes,
@@ -303,6 +307,7 @@ void master_stop(struct master *m)
     atomic_store(&m->ready, false);
     cm_http_server_stop(m->client_srv);
     cm_http_server_stop(m->peer_srv);
+    bh_stop(m->health); /* it reads the node, the namespace and the registry */
     rn_stop(m->node);
     rt_free(m->tr);
     cm_http_server_free(m->client_srv);

@@ -11,6 +11,7 @@
 
 #include "common/auth.h"
 #include "common/http_server.h"
+#include "master/block_health.h"
 #include "master/cs_registry.h"
 #include "master/kv_fsm.h"
 #include "master/master_fsm.h"
@@ -18,7 +19,7 @@
 #include "master/raft_node.h"
 #include "master/raft_transport.h"
 
-#define MASTER_DEFAULT_ADDR "0.0.0.0:50051"
+#define MASTER_DEFAULT_ADDR      "0.0.0.0:50051"
 #define MASTER_DEFAULT_HTTP_PORT 8080
 
 struct master_config {
@@ -49,8 +50,9 @@ struct master {
     struct rt_transport *tr;
     struct kv_fsm *kv;
     struct ns *ns;
-    struct cs_registry *cs; /* the chunkserver table and the leader's soft state */
-    struct master_fsm fsm; /* kv and ns, as the Raft node applies them */
+    struct cs_registry *cs;      /* the chunkserver table and the leader's soft state */
+    struct master_fsm fsm;       /* kv and ns, as the Raft node applies them */
+    struct block_health *health; /* the leader's under-replicated and missing block counts */
     struct cm_http_server *peer_srv;
     struct cm_http_server *client_srv;
     atomic_bool ready; /* the node runs: Raft messages are taken */

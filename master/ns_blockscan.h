@@ -10,6 +10,15 @@
  * seen once per extent); stops early when fn returns non-zero and returns that value. */
 int ns_scan_blocks(struct ns *ns, int (*fn)(void *arg, const struct ns_block *b), void *arg);
 
+/* One step of a walk over the distinct block ids files reference (the block index), in no
+ * particular order: looks at up to max slots of the index from *cursor on, puts the ids found
+ * there into out (room for max) and moves *cursor on, to 0 once the walk is complete (start
+ * with 0). Returns how many ids were put into out. Each step is short, so a walk over millions
+ * of blocks can take turns with other work on the applying thread; ids added or dropped between
+ * steps (and, when the index is rehashed meanwhile, ids near the cursor) may be missed or seen
+ * twice. */
+size_t ns_refs_walk(struct ns *ns, uint64_t *cursor, uint64_t *out, size_t max);
+
 /* Sorts a chunkserver's copies (held, n ids) by the block index, without walking the files:
  * those some file references go to refd (room for n, same order), and up to max_del of the
  * others to del: the pending garbage, and orphans, ids neither referenced nor pending that are

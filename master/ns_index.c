@@ -234,6 +234,19 @@ void ns_gc_pending(struct ns *ns, uint64_t cursor, uint32_t max, uint64_t *ids, 
 
 /* ---- For the chunkserver manager ---- */
 
+size_t ns_refs_walk(struct ns *ns, uint64_t *cursor, uint64_t *out, size_t max)
+{
+    const struct ns_u64map *m = &ns->refs;
+    size_t i = *cursor < m->cap ? (size_t)*cursor : m->cap, end = i + max, k = 0;
+    if (end > m->cap)
+        end = m->cap;
+    for (; i < end; i++)
+        if (m->keys[i] != 0)
+            out[k++] = m->keys[i];
+    *cursor = i < m->cap ? i : 0;
+    return k;
+}
+
 void ns_blocks_classify(struct ns *ns, const uint64_t *held, size_t n, uint64_t orphan_below,
                         uint64_t *refd, size_t *n_refd, uint64_t *del, size_t *n_del,
                         size_t max_del)

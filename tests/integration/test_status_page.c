@@ -1,7 +1,8 @@
 /* The masters' status page (GET / on the peer port): headless Chromium renders it from three
  * real masters and the test reads the rendered DOM (ids, classes and data- attributes, never
  * layout): one leader and its term, and after the leader is killed the new one and the change
- * in the recent leader changes. Also: the page is public when a secret is configured. */
+ * in the recent leader changes; the leader's under-replicated and missing block counts as
+ * chunkservers die. Also: the page is public when a secret is configured. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <netinet/in.h>
@@ -285,5 +286,209 @@ Test(status_page, is_public_html_when_a_secret_is_configured, .timeout = 60)
     cr_assert_eq(st, 200);
     cr_assert_not_null(strstr(buf, lc), "the single master's leadership is listed: %s", buf);
     cr_assert_not_null(strcasestr(buf, "\r\nAccess-Control-Allow-Origin: *\r\n"), "%.300s", buf);
+    tc_destroy(&c);
+}
+
+/* ---- under-replicated and missing blocks ---- */
+
+#define T_BLOCKS_MS 40000
+#define BLOCK_LEN   (64 * 1024)
+#define BLOCKS_ARGS "--election-timeout-ms 1000 --heartbeat-ms 100 --cs-dead-timeout-s 2"
+#define CS_ARGS     "--heartbeat-ms 200"
+
+static uint64_t u64(const cJSON *o, const char *field)
+{
+    uint64_t v = 0;
+    cr_assert_eq(cm_json_get_u64(o, field, &v), 0, "field %s", field);
+    return v;
+}
+
+/* A file "f" with one block, written to chunkservers 0, 1 and 2 (one pipeline) and committed. */
+static void write_file(struct tc_cluster *c, const uint64_t ids[3])
+{
+    static uint8_t data[BLOCK_LEN];
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)(i * 31 + 7);
+    cJSON *a = tc_post_fmt(c, "/v1/fs/create",
+                           "{\"client\":7,\"seq\":1,\"parent\":1,\"pgen\":1,\"name\":\"f\","
+                           "\"mode\":420,\"excl\":true}");
+    const cJSON *attr = cJSON_GetObjectItemCaseSensitive(a, "attr");
+    uint64_t ino = u64(attr, "ino"), gen = u64(attr, "gen");
+    cJSON_Delete(a);
+    a = tc_post_fmt(c, "/v1/fs/alloc-blocks", "{\"client\":7,\"seq\":2,\"count\":1}");
+    uint64_t block = u64(a, "value");
+    cJSON_Delete(a);
+    char url[256];
+    snprintf(url, sizeof(url),
+             "http://127.0.0.1:%u/blocks/%016llx?pipeline=127.0.0.1:%u,127.0.0.1:%u", c->cs[0].port,
+             (unsigned long long)block, c->cs[1].port, c->cs[2].port);
+    struct cm_http_call call = {
+        .method = "PUT", .url = url, .body = data, .body_len = sizeof(data)};
+    struct cm_http_response r = {0};
+    cr_assert_eq(cm_http_call(c->http, &call, &r), 0, "block PUT");
+    uint64_t crc = u64(r.json, "crc32c");
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "failed")), 0,
+                 "pipeline incomplete");
+    cm_http_response_clear(&r);
+    a = tc_post_fmt(
+        c, "/v1/fs/commit",
+        "{\"client\":7,\"seq\":3,\"ino\":%llu,\"gen\":%llu,\"off\":0,\"len\":%d,\"size\":%d,"
+        "\"blocks\":[{\"id\":%llu,\"len\":%d,\"crc32c\":%llu,\"replicas\":[%llu,%llu,%llu]}]}",
+        (unsigned long long)ino, (unsigned long long)gen, BLOCK_LEN, BLOCK_LEN,
+        (unsigned long long)block, BLOCK_LEN, (unsigned long long)crc, (unsigned long long)ids[0],
+        (unsigned long long)ids[1], (unsigned long long)ids[2]);
+    cJSON_Delete(a);
+}
+
+/* /status "blocks" of master i: -1 for null (or absent). */
+struct blocks {
+    bool ready;
+    int64_t referenced, under, missing, ago;
+};
+
+static bool status_blocks(struct tc_cluster *c, int i, struct blocks *b)
+{
+    cJSON *s = tc_status(c, i);
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(s, "blocks");
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(s);
+        return false;
+    }
+    const char *names[] = {"referenced", "under_replicated", "missing", "computed_ms_ago"};
+    int64_t *vals[] = {&b->referenced, &b->under, &b->missing, &b->ago};
+    for (int k = 0; k < 4; k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, names[k]);
+        cr_assert(cJSON_IsNumber(v) || cJSON_IsNull(v), "blocks.%s: neither number nor null",
+                  names[k]);
+        *vals[k] = cJSON_IsNumber(v) ? (int64_t)v->valuedouble : -1;
+    }
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(o, "ready");
+    cr_assert(cJSON_IsBool(r), "blocks.ready is not a boolean");
+    b->ready = cJSON_IsTrue(r);
+    cJSON_Delete(s);
+    return true;
+}
+
+/* Waits until the leader's counts are known and equal to these; returns the leader. Counts are
+ * null while not known, and a follower never has any. */
+static int wait_blocks(struct tc_cluster *c, int64_t referenced, int64_t under, int64_t missing)
+{
+    uint64_t deadline = tc_now_ms() + T_BLOCKS_MS;
+    struct blocks b = {0};
+    for (;;) {
+        int l = tc_wait_leader(c, T_LEADER_MS);
+        cr_assert_geq(l, 0, "no leader");
+        bool got = status_blocks(c, l, &b);
+        if (got && b.ready) {
+            cr_assert_eq(b.referenced, referenced);
+            cr_assert_geq(b.ago, 0, "computed_ms_ago with known counts");
+            if (b.under == under && b.missing == missing)
+                return l;
+        } else if (got) {
+            cr_assert(b.under == -1 && b.missing == -1 && b.ago == -1, "counts while not ready");
+        }
+        for (int i = 0; i < c->n; i++) {
+            struct blocks f;
+            if (i != l && status_blocks(c, i, &f) && tc_wait_leader(c, T_LEADER_MS) == l)
+                cr_assert(!f.ready && f.under == -1 && f.missing == -1,
+                          "follower %d reports counts", i);
+        }
+        cr_assert_lt(tc_now_ms(), deadline,
+                     "leader's blocks: ready %d referenced %lld under %lld missing %lld, want "
+                     "%lld %lld %lld",
+                     b.ready, (long long)b.referenced, (long long)b.under, (long long)b.missing,
+                     (long long)referenced, (long long)under, (long long)missing);
+        usleep(200 * 1000);
+    }
+}
+
+/* The Blocks card of a rendered page: its state and the value of each count ("" unknown). */
+static void assert_blocks_shown(const char *dom, const char *state, const char *referenced,
+                                const char *under, const char *missing)
+{
+    char v[32];
+    const char *dl = strstr(dom, "<dl id=\"blocks\"");
+    cr_assert_not_null(dl, "no Blocks card");
+    cr_assert(tag_attr(dl, "data-state", v, sizeof(v)));
+    cr_assert_str_eq(v, state, "Blocks card state");
+    const char *fields[] = {"referenced", "under_replicated", "missing"};
+    const char *want[] = {referenced, under, missing};
+    for (int k = 0; k < 3; k++) {
+        char pat[64];
+        snprintf(pat, sizeof(pat), "<dd data-field=\"%s\"", fields[k]);
+        const char *dd = strstr(dl, pat);
+        cr_assert_not_null(dd, "no %s in the Blocks card", fields[k]);
+        cr_assert(tag_attr(dd, "data-value", v, sizeof(v)), "%s has no value", fields[k]);
+        cr_assert_str_eq(v, want[k], "%s shown", fields[k]);
+    }
+}
+
+/* Renders a follower's page (it must take the counts from the leader's /status) once the leader
+ * counts as wanted, until one render happened while the leadership held. */
+static void render_blocks(struct tc_cluster *c, const char *name, int64_t under, int64_t missing,
+                          const char *state)
+{
+    char u[24], m[24];
+    snprintf(u, sizeof(u), "%lld", (long long)under);
+    snprintf(m, sizeof(m), "%lld", (long long)missing);
+    for (int tries = 0; tries < 5; tries++) {
+        int l = wait_blocks(c, 1, under, missing), f = -1;
+        uint64_t t = status_u64(c, l, "term");
+        for (int k = 0; k < c->n; k++)
+            if (k != l && c->m[k].pid != 0)
+                f = k;
+        char *dom = render_page(c, c->m[f].http_port, name);
+        if (tc_wait_leader(c, T_LEADER_MS) == l && status_u64(c, l, "term") == t) {
+            assert_rendered(dom);
+            assert_blocks_shown(dom, state, "1", u, m);
+            free(dom);
+            return;
+        }
+        free(dom);
+    }
+    cr_assert_fail("the cluster kept electing during the renders");
+}
+
+Test(status_page, shows_under_replicated_and_missing_blocks, .timeout = 300)
+{
+    struct tc_cluster c;
+    uint64_t ids[3];
+    static char buf[256 * 1024];
+    tc_init(&c, 3, BLOCKS_ARGS);
+    tc_start_all(&c);
+    cr_assert_geq(tc_wait_leader(&c, T_LEADER_MS), 0, "no leader");
+    for (int k = 0; k < 3; k++)
+        tc_cs_start(&c, k, 0, CS_ARGS);
+    tc_wait_cs_alive(&c, 3, ids, T_BLOCKS_MS);
+    write_file(&c, ids);
+
+    /* Three sound copies of the one block: nothing under-replicated or missing, also in the
+     * metrics. */
+    int l = wait_blocks(&c, 1, 0, 0);
+    cr_assert_eq(raw_get(c.m[l].http_port, "/metrics", buf, sizeof(buf)), 200);
+    cr_assert_not_null(strstr(buf, "\ndfs_blocks_referenced 1\n"), "%s", buf);
+    cr_assert_not_null(strstr(buf, "\ndfs_blocks_under_replicated 0\n"), "%s", buf);
+    cr_assert_not_null(strstr(buf, "\ndfs_blocks_missing 0\n"), "%s", buf);
+    for (int i = 0; i < c.n; i++) {
+        if (i == l || raw_get(c.m[i].http_port, "/metrics", buf, sizeof(buf)) != 200 ||
+            tc_wait_leader(&c, T_LEADER_MS) != l)
+            continue;
+        cr_assert_null(strstr(buf, "dfs_blocks_missing"), "a follower has no count: %s", buf);
+    }
+    render_blocks(&c, "blocks-ok", 0, 0, "ok");
+
+    /* kill -9 one holder: past the dead timeout the block has two copies (no fourth chunkserver
+     * to copy it to). */
+    tc_cs_kill(&c, 2);
+    l = wait_blocks(&c, 1, 1, 0);
+    cr_assert_eq(raw_get(c.m[l].http_port, "/metrics", buf, sizeof(buf)), 200);
+    cr_assert_not_null(strstr(buf, "\ndfs_blocks_under_replicated 1\n"), "%s", buf);
+    render_blocks(&c, "blocks-under", 1, 0, "under");
+
+    /* And the other two: no live copy left. */
+    tc_cs_kill(&c, 0);
+    tc_cs_kill(&c, 1);
+    wait_blocks(&c, 1, 1, 1);
+    render_blocks(&c, "blocks-missing", 1, 1, "missing");
     tc_destroy(&c);
 }

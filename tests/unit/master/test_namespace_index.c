@@ -58,6 +58,25 @@ static void check_index(struct ns *ns)
             cr_assert_not(ns_gc_is_pending(ns, id), "referenced block %" PRIu64 " pending", id);
     }
     cr_assert_eq(ns_blocks_referenced(ns), distinct);
+    /* A walk in small steps finds each referenced id once. */
+    uint64_t *w = malloc((distinct + 7) * sizeof(*w)), cursor = 0;
+    size_t nw = 0, steps = 0;
+    cr_assert_not_null(w);
+    do {
+        cr_assert_leq(nw, distinct, "walk found more ids than are referenced");
+        nw += ns_refs_walk(ns, &cursor, w + nw, 7);
+        cr_assert_lt(++steps, 1u << 20, "walk does not end");
+    } while (cursor != 0);
+    cr_assert_eq(nw, distinct);
+    if (nw > 0)
+        qsort(w, nw, sizeof(*w), cmp_u64);
+    for (size_t k = 0, j = 0; k < nw; k++) {
+        cr_assert(k == 0 || w[k] != w[k - 1], "walk saw %" PRIu64 " twice", w[k]);
+        while (j < s.n && s.ids[j] < w[k])
+            j++;
+        cr_assert(j < s.n && s.ids[j] == w[k], "walk found %" PRIu64 ", no file has it", w[k]);
+    }
+    free(w);
     free(s.ids);
 }
 
