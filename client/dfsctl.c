@@ -1,7 +1,7 @@
 /* dfsctl, the dfs command line: the namespace and file data through libdfs (client/dfs.h), block
  * health through the masters' /v1/fs/blocks, cluster status and membership through the masters'
- * admin port (GET /status, POST /admin/...). Exit codes: 0 success, 1 an operation failed, 2 a
- * bad command line. */
+ * admin port (GET /status, POST /admin/...), and a benchmark of any local path
+ * (client/dfsctl_bench.h). Exit codes: 0 success, 1 an operation failed, 2 a bad command line. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "client/dfs.h"
+#include "client/dfsctl_bench.h"
 #include "client/fs_proto.h"
 #include "client/master_conn.h"
 #include "common/auth.h"
@@ -37,6 +38,7 @@
 #define URL_MAX        300
 #define MIN_BLOCK_SIZE (64ull << 10)
 #define MAX_BLOCK_SIZE (1ull << 30)
+#define MAX_LOPTS      16 /* long options of one subcommand */
 
 /* Admin port paths and /status fields (docs/protocol.md, "Master peer port: admin"). */
 #define ADMIN_STATUS   "/status"
@@ -50,9 +52,10 @@ struct ctl {
     bool has_secret, json, progress;
     long timeout_ms;
     uint32_t block_size;
-    const char *cmd; /* the subcommand, for error lines */
-    bool opt[128];   /* the subcommand's short flags given */
-    struct dfs *fs;  /* opened on first use */
+    const char *cmd;      /* the subcommand, for error lines */
+    bool opt[128];        /* the subcommand's flags given */
+    const char *arg[128]; /* their values, for those that take one */
+    struct dfs *fs;       /* opened on first use */
     struct cm_http_client *http;
     struct dfs_master_conn *mc;
 };
@@ -1812,6 +1815,69 @@ static int cmd_fsck(struct ctl *c, int argc, char **argv)
     return bad || k.missing ? 1 : 0;
 }
 
+/* ---- bench: any local path, no masters ---- */
+
+#define BENCH_MAX_BIG     (1ull << 40)
+#define BENCH_MAX_BLOCK   (64ull << 20)
+#define BENCH_MAX_SMALL   (64ull << 20)
+#define BENCH_MAX_FILES   100000000ull
+#define BENCH_MAX_THREADS 256
+
+/* Long options of bench; those without a short form use a letter bench has no short flag for. */
+static const struct option bench_opts[] = {
+    {"big-size", required_argument, NULL, 'b'},
+    {"block", required_argument, NULL, 'B'},
+    {"small-files", required_argument, NULL, 's'},
+    {"small-size", required_argument, NULL, 'S'},
+    {"threads", required_argument, NULL, 'p'},
+    {"keep", no_argument, NULL, 'K'},
+    {NULL, 0, NULL, 0},
+};
+
+/* Parses the value of flag f (a size when size, else a plain count) into *v when given; 0, or 2
+ * after a usage error. */
+static int bench_arg(const struct ctl *c, int f, const char *name, bool size, uint64_t min,
+                     uint64_t max, uint64_t *v)
+{
+    const char *s = c->arg[f];
+    char why[160];
+    if (s == NULL)
+        return 0;
+    if ((size ? cm_flag_size(s, min, max, v) : cm_flag_u64(s, min, max, v)) == 0)
+        return 0;
+    snprintf(why, sizeof(why), "%s %.32s: must be %s%" PRIu64 " to %" PRIu64 "%s", name, s,
+             size ? "" : "a number from ", min, max, size ? " bytes (K, M, G suffixes)" : "");
+    return usage_error(c->cmd, "%s", why);
+}
+
+static int cmd_bench(struct ctl *c, int argc, char **argv)
+{
+    struct dfsctl_bench_config b = {
+        .path = argv[0],
+        .big_size = DFSCTL_BENCH_BIG_SIZE,
+        .block = DFSCTL_BENCH_BLOCK,
+        .small_files = DFSCTL_BENCH_SMALL_FILES,
+        .small_size = DFSCTL_BENCH_SMALL_SIZE,
+        .keep = c->opt['K'],
+        .json = c->json,
+        .progress = c->progress,
+    };
+    uint64_t threads = 1;
+    int rc;
+    (void)argc;
+    if ((rc = bench_arg(c, 'b', "-b/--big-size", true, 0, BENCH_MAX_BIG, &b.big_size)) != 0 ||
+        (rc = bench_arg(c, 'B', "--block", true, 1, BENCH_MAX_BLOCK, &b.block)) != 0 ||
+        (rc = bench_arg(c, 's', "-s/--small-files", false, 0, BENCH_MAX_FILES, &b.small_files)) !=
+            0 ||
+        (rc = bench_arg(c, 'S', "--small-size", true, 0, BENCH_MAX_SMALL, &b.small_size)) != 0 ||
+        (rc = bench_arg(c, 'p', "-p/--threads", false, 1, BENCH_MAX_THREADS, &threads)) != 0)
+        return rc;
+    if (b.big_size == 0 && b.small_files == 0)
+        return usage_error(c->cmd, "%snothing to measure: -b 0 and -s 0", "");
+    b.threads = (unsigned)threads;
+    return dfsctl_bench_run(&b);
+}
+
 /* ---- command table and flags ---- */
 
 struct cmd {
@@ -1820,6 +1886,7 @@ struct cmd {
     bool fs;                         /* needs the masters' client port */
     int (*fn)(struct ctl *, int, char **);
     const char *help;
+    const struct option *lopts; /* its long options; val: a flag character, as a short flag's */
 };
 
 static const struct cmd cmds[] = {
@@ -1858,6 +1925,34 @@ static const struct cmd cmds[] = {
      cmd_admin,
      "Membership through the leader's admin port (--admin): move the leadership (to ID or\n"
      "the most up-to-date voter), add a started master (--join) as a non-voter, remove one."},
+    {"bench", "[-b SIZE] [-s N] [-p N] [--block SIZE] [--small-size SIZE] [--keep] PATH",
+     "b:s:p:", 1, 1, false, cmd_bench,
+     "Benchmark the directory PATH (a dfs or MooseFS mount, a local disk) with plain POSIX\n"
+     "calls; no masters needed. Each worker, in PATH/.dfsctl-bench-<pid>/w<k>:\n"
+     "  big_write     writes a big file sequentially, fsyncs and closes it, then drops it\n"
+     "                from the page cache (posix_fadvise DONTNEED; as root also writes 1\n"
+     "                to /proc/sys/vm/drop_caches; the output says which was done)\n"
+     "  big_read      reads it back sequentially, checking every byte\n"
+     "  small_create  its share of the small files: create, write, close each\n"
+     "  small_stat    stat each\n"
+     "  small_read    read each fully, checking every byte\n"
+     "  small_unlink  unlink each\n"
+     "Each phase is timed on its own, all workers running it at once. Output: a table of\n"
+     "the phases with their throughput (MiB/s for the big file, files/s for the small ones)\n"
+     "and the average latency of one op (a read or write call of --block bytes, or a small\n"
+     "file) in ms; on a terminal, the phase and its progress (done/total) on stderr.\n"
+     "--json: an object with path, threads, big_size, block, small_files, small_size,\n"
+     "fadvise_dontneed, drop_caches and phases, an array of {name, seconds, ops, bytes,\n"
+     "per_sec, mib_per_sec, avg_ms}.\n"
+     "  -b, --big-size SIZE      the big file, per worker (default 1G; K, M, G; 0: skip)\n"
+     "      --block SIZE         bytes per read and write call (default 1M, at most 64M)\n"
+     "  -s, --small-files N      small files, split across the workers (default 5000; 0: skip)\n"
+     "      --small-size SIZE    bytes of each small file (default 4K)\n"
+     "  -p, --threads N          parallel workers (threads), 1-256 (default 1)\n"
+     "      --keep               leave the directory (with the big files) behind\n"
+     "The directory is removed at the end, after an error and on SIGINT or SIGTERM (then\n"
+     "dfsctl dies of that signal). Errors name the file, the call and the errno; exit 1.",
+     bench_opts},
 };
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
 
@@ -1866,7 +1961,7 @@ static const char global_help[] =
     "  --masters H:P,...     the masters' client addresses (env DFS_MASTERS)\n"
     "  --admin URL,...       masters' admin URLs http://HOST:PORT (--http-port; env DFS_ADMIN)\n"
     "  --secret-file FILE    the cluster secret\n"
-    "  --json                machine-readable output (ls, stat, df, cluster status)\n"
+    "  --json                machine-readable output (ls, stat, df, cluster status, bench)\n"
     "  --timeout SECONDS     one operation with its retries (default 60)\n"
     "  --block-size BYTES    block size of files written (default 64M; K, M, G suffixes)\n"
     "  --help                this text; SUBCOMMAND --help: that command's\n";
@@ -1980,26 +2075,42 @@ int main(int argc, char **argv)
         return usage_error(NULL, "unknown subcommand '%s'", name);
     c.cmd = cm->name;
 
+    /* the subcommand's long options, then the global ones */
+    struct option opts[MAX_LOPTS + sizeof(gopts) / sizeof(gopts[0])];
+    size_t nopts = 0;
+    for (const struct option *p = cm->lopts; p != NULL && p->name != NULL && nopts < MAX_LOPTS; p++)
+        opts[nopts++] = *p;
+    memcpy(opts + nopts, gopts, sizeof(gopts));
+
     int sargc = argc - optind;
     char **sargv = argv + optind;
     optind = 0; /* glibc: start over on the new vector */
-    while ((o = getopt_long(sargc, sargv, cm->flags, gopts, NULL)) != -1) {
+    while ((o = getopt_long(sargc, sargv, cm->flags, opts, NULL)) != -1) {
         if (o == G_HELP) {
             cmd_usage(cm, stdout);
             return 0;
         }
         if (o == '?') {
-            if (optopt != 0 && optopt < 128)
-                return usage_error(cm->name, "unknown flag -%s", (const char[]){(char)optopt, 0});
-            return usage_error(cm->name, "unknown option or missing value: %s", sargv[optind - 1]);
+            const char *bad = sargv[optind - 1];
+            bool lng = false; /* one of cm's long options without its value */
+            for (const struct option *p = cm->lopts; p != NULL && p->name != NULL; p++)
+                lng |= p->val == optopt && strncmp(bad, "--", 2) == 0;
+            if (!lng && optopt > 0 && optopt < 128)
+                return usage_error(cm->name,
+                                   strchr(cm->flags, optopt) ? "flag -%s needs a value"
+                                                             : "unknown flag -%s",
+                                   (const char[]){(char)optopt, 0});
+            return usage_error(cm->name, "unknown option or missing value: %s", bad);
         }
         if (o >= G_MASTERS) {
             if ((rc = global_opt(&c, o, optarg)) != 0)
                 return rc;
             continue;
         }
-        if (o > 0 && o < 128)
+        if (o > 0 && o < 128) {
             c.opt[o] = true;
+            c.arg[o] = optarg;
+        }
     }
     int npos = sargc - optind;
     if (npos < cm->min || (cm->max >= 0 && npos > cm->max))

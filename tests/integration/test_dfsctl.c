@@ -3,8 +3,10 @@
  * with 8 MiB blocks), a tree of 200 files with put -r / get / ls -R, the namespace commands, df,
  * du, fsck, cluster status, a clear failure against a wrong master list; and kill -9 during puts:
  * of the leader during a 200 MiB put (then cluster status shows the new leader) and during a put -r
- * of 1,000 files, of a chunkserver in the pipeline (then fsck finds no block missing). */
+ * of 1,000 files, of a chunkserver in the pipeline (then fsck finds no block missing). And
+ * `dfsctl bench` on a local directory, with no masters at all. */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -789,5 +791,176 @@ Test(dfsctl, put_survives_chunkserver_kill, .timeout = 300)
     for (const char *p = out; (p = strstr(p, at)) != NULL; p++)
         cr_assert_eq(strncmp(p + strlen(at), "(dead)", 6), 0, "%s", out);
     free(out);
+    stop(e);
+}
+
+/* ---- bench: a local directory, no masters ---- */
+
+/* A temporary directory and no daemon; DFS_MASTERS unset, so a subcommand needing the masters
+ * would fail. */
+static struct env *start_local(void)
+{
+    struct env *e = calloc(1, sizeof(*e));
+    cr_assert_not_null(e);
+    e->c = calloc(1, sizeof(*e->c));
+    cr_assert_not_null(e->c);
+    tc_init(e->c, 0, NULL);
+    unsetenv("DFS_MASTERS");
+    unsetenv("DFS_ADMIN");
+    return e;
+}
+
+/* Names in dir other than "." and "..". */
+static int dir_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d, "opendir %s: %s", dir, strerror(errno));
+    int n = 0;
+    struct dirent *x;
+    while ((x = readdir(d)) != NULL)
+        n += strcmp(x->d_name, ".") != 0 && strcmp(x->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+static uint64_t jnum(const cJSON *o, const char *field, const char *all)
+{
+    uint64_t v = 0;
+    cr_assert_eq(cm_json_get_u64(o, field, &v), 0, "no %s in %s", field, all);
+    return v;
+}
+
+static double jdbl(const cJSON *o, const char *field, const char *all)
+{
+    double v = -1;
+    cr_assert_eq(cm_json_get_double(o, field, &v), 0, "no %s in %s", field, all);
+    return v;
+}
+
+Test(dfsctl, bench_local_dir_json_and_cleanup, .timeout = 120)
+{
+    struct env *e = start_local();
+    char dir[256], op[256], ep[256], kept[512], path[600], *out, *err;
+    snprintf(dir, sizeof(dir), "%s/bench", e->c->root);
+    cr_assert_eq(mkdir(dir, 0755), 0);
+
+    int rc = run_args(
+        e, false, &out, &err,
+        (const char *const[]){"bench", "--json", "-b", "8M", "-s", "200", "-p", "2", dir, NULL});
+    cr_assert_eq(rc, 0, "bench failed (%d): %s", rc, err);
+    cr_assert_str_eq(err, "", "stderr is not a terminal: no progress expected");
+    cJSON *j = NULL;
+    cr_assert_eq(cm_json_parse(out, strlen(out), &j), 0, "%s", out);
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "path")->valuestring, dir);
+    cr_assert_eq(jnum(j, "threads", out), 2);
+    cr_assert_eq(jnum(j, "big_size", out), 8u << 20);
+    cr_assert_eq(jnum(j, "small_files", out), 200);
+    cr_assert_eq(jnum(j, "small_size", out), 4096);
+    const char *names[] = {"big_write",  "big_read",   "small_create",
+                           "small_stat", "small_read", "small_unlink"};
+    /* ops: 1 MiB calls on the big files, else files; bytes moved */
+    const uint64_t ops[] = {16, 16, 200, 200, 200, 200};
+    const uint64_t bytes[] = {16u << 20, 16u << 20, 200 * 4096, 0, 200 * 4096, 0};
+    const cJSON *ps = cJSON_GetObjectItem(j, "phases");
+    cr_assert_eq(cJSON_GetArraySize(ps), 6, "%s", out);
+    for (int i = 0; i < 6; i++) {
+        const cJSON *p = cJSON_GetArrayItem(ps, i);
+        cr_assert_str_eq(cJSON_GetObjectItem(p, "name")->valuestring, names[i], "%s", out);
+        cr_assert_eq(jnum(p, "ops", out), ops[i], "%s: %s", names[i], out);
+        cr_assert_eq(jnum(p, "bytes", out), bytes[i], "%s: %s", names[i], out);
+        cr_assert_gt(jdbl(p, "seconds", out), 0, "%s: %s", names[i], out);
+        cr_assert_gt(jdbl(p, "per_sec", out), 0, "%s: %s", names[i], out);
+        cr_assert_geq(jdbl(p, "avg_ms", out), 0, "%s: %s", names[i], out);
+        cr_assert_eq(jdbl(p, "mib_per_sec", out) > 0, bytes[i] > 0, "%s: %s", names[i], out);
+    }
+    cJSON_Delete(j);
+    free(out);
+    free(err);
+    cr_assert_eq(dir_entries(dir), 0, "bench left files in %s", dir);
+
+    /* the table; --keep leaves the big file (the small ones were unlinked by their phase) */
+    pid_t pid =
+        spawn(e, false, (const char *const[]){"bench", "-b", "1M", "-s", "10", "--keep", dir, NULL},
+              op, ep);
+    rc = finish_run(pid, op, ep, &out, &err);
+    cr_assert_eq(rc, 0, "bench --keep failed (%d): %s", rc, err);
+    for (int i = 0; i < 6; i++)
+        cr_assert_not_null(strstr(out, names[i]), "%s missing: %s", names[i], out);
+    cr_assert_not_null(strstr(out, "MiB/s"), "%s", out);
+    cr_assert_not_null(strstr(out, "files/s"), "%s", out);
+    snprintf(kept, sizeof(kept), "%s/.dfsctl-bench-%ld", dir, (long)pid);
+    cr_assert_not_null(strstr(err, kept), "%s", err);
+    snprintf(path, sizeof(path), "%s/w0/big", kept);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0, "%s: %s", path, strerror(errno));
+    cr_assert_eq(st.st_size, 1 << 20);
+    snprintf(path, sizeof(path), "%s/w0", kept);
+    cr_assert_eq(dir_entries(path), 1, "only the big file stays in %s", path);
+    free(out);
+    free(err);
+    stop(e);
+}
+
+Test(dfsctl, bench_fails_clearly, .timeout = 60)
+{
+    struct env *e = start_local();
+    char missing[256], file[256], *out, *err;
+    snprintf(missing, sizeof(missing), "%s/no-such-dir", e->c->root);
+    int rc = run_args(e, false, &out, &err,
+                      (const char *const[]){"bench", "-b", "1M", "-s", "10", missing, NULL});
+    cr_assert_eq(rc, 1, "%s", err);
+    cr_assert_str_eq(out, "");
+    cr_assert_not_null(strstr(err, missing), "%s", err);
+    cr_assert_not_null(strstr(err, "No such file or directory (ENOENT)"), "%s", err);
+    free(out);
+    free(err);
+
+    snprintf(file, sizeof(file), "%s/a-file", e->c->root);
+    write_text(file, "x");
+    rc = run_args(e, false, NULL, &err, (const char *const[]){"bench", file, NULL});
+    cr_assert_eq(rc, 1, "%s", err);
+    cr_assert_not_null(strstr(err, "(ENOTDIR)"), "%s", err);
+    free(err);
+
+    /* bad usage exits 2 */
+    const char *root = e->c->root;
+    cr_assert_eq(run_args(e, false, NULL, NULL, (const char *const[]){"bench", NULL}), 2);
+    cr_assert_eq(
+        run_args(e, false, NULL, NULL, (const char *const[]){"bench", "-p", "0", root, NULL}), 2);
+    cr_assert_eq(
+        run_args(e, false, NULL, NULL, (const char *const[]){"bench", "-b", "1X", root, NULL}), 2);
+    cr_assert_eq(run_args(e, false, NULL, NULL,
+                          (const char *const[]){"bench", "-b", "0", "-s", "0", root, NULL}),
+                 2);
+    stop(e);
+}
+
+Test(dfsctl, bench_sigint_removes_its_directory, .timeout = 120)
+{
+    struct env *e = start_local();
+    char dir[256], big[512], op[256], ep[256];
+    snprintf(dir, sizeof(dir), "%s/bench", e->c->root);
+    cr_assert_eq(mkdir(dir, 0755), 0);
+    /* 4 GiB in 4 KiB writes: far from done when the signal comes */
+    pid_t pid = spawn(
+        e, false, (const char *const[]){"bench", "-b", "4G", "--block", "4K", "-s", "0", dir, NULL},
+        op, ep);
+    snprintf(big, sizeof(big), "%s/.dfsctl-bench-%ld/w0/big", dir, (long)pid);
+    struct stat st;
+    uint64_t t0 = tc_now_ms();
+    while (stat(big, &st) != 0 || st.st_size == 0) {
+        cr_assert_eq(waitpid(pid, NULL, WNOHANG), 0, "bench ended before writing");
+        cr_assert_lt(tc_now_ms() - t0, 30000, "%s was not written", big);
+        usleep(1000);
+    }
+    cr_assert_eq(kill(pid, SIGINT), 0);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    char *err = slurp(ep, NULL);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT, "status %#x: %s", status, err);
+    cr_assert_not_null(strstr(err, "stopped by SIGINT"), "%s", err);
+    cr_assert_null(strstr(err, "Sanitizer"), "%s", err);
+    free(err);
+    cr_assert_eq(dir_entries(dir), 0, "bench left files in %s", dir);
     stop(e);
 }
