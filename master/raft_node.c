@@ -172,10 +172,12 @@ struct rn_node {
     struct rn_status status;
 };
 
+/* The Raft core's clock. CLOCK_BOOTTIME, not CLOCK_MONOTONIC: it also counts time the machine
+ * was suspended, so a leader that wakes up knows its lease ran out meanwhile. */
 static raft_time now_ms(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_BOOTTIME, &ts);
     return (raft_time)ts.tv_sec * 1000u + (raft_time)ts.tv_nsec / 1000000u;
 }
 
