@@ -33,12 +33,24 @@ struct fz_options {
     unsigned block_size, replication, op_timeout_s;
 };
 
+#define FZ_GROUPS_MAX  32   /* supplementary groups sent with a caller's credential */
+#define FZ_CRED_SLOTS  64   /* callers whose groups are remembered */
+#define FZ_CRED_TTL_MS 1000 /* for this long (reading /proc/PID/status on every call is slow) */
+
 struct fz {
     struct dfs *fs;
     struct fz_options opt;
-    pthread_mutex_t mu; /* guards the table and every node */
-    struct node *nodes; /* uthash by ino */
+    pthread_mutex_t mu;  /* guards the table and every node */
+    struct node *nodes;  /* uthash by ino */
     unsigned open_nodes; /* nodes with nopen > 0 */
+    /* Supplementary groups of recent callers (ops.c, cred_of), a slot per pid. */
+    pthread_mutex_t cred_mu;
+    struct fz_cred_slot {
+        uint32_t pid, uid, gid;
+        uint64_t ms; /* when read (monotonic); 0: empty */
+        int n;
+        uint32_t g[FZ_GROUPS_MAX];
+    } creds[FZ_CRED_SLOTS];
 };
 
 /* The lowlevel operations (ops.c). */

@@ -200,6 +200,10 @@ int main(int argc, char **argv)
         goto out_args;
     if (pthread_mutex_init(&z.mu, NULL) != 0)
         goto out_args;
+    if (pthread_mutex_init(&z.cred_mu, NULL) != 0) {
+        pthread_mutex_destroy(&z.mu);
+        goto out_args;
+    }
     se = fuse_session_new(&args, &fz_ops, sizeof(fz_ops), &z);
     if (se == NULL)
         goto out_mutex;
@@ -241,6 +245,7 @@ out_signals:
 out_session:
     fuse_session_destroy(se);
 out_mutex:
+    pthread_mutex_destroy(&z.cred_mu);
     pthread_mutex_destroy(&z.mu);
 out_args:
     free(copts.mountpoint);

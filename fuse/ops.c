@@ -8,12 +8,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 
 #include "common/errors.h"
 #include "common/log.h"
 #include "fuse/dfs_fuse.h"
 
-#define GROUPS_MAX     32
+#define GROUPS_MAX     FZ_GROUPS_MAX
 #define HIDDEN_PREFIX  ".dfs_hidden_"
 #define READDIR_MAXENT 4096
 
@@ -52,14 +53,39 @@ struct credbuf {
     uint32_t g[GROUPS_MAX];
 };
 
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The caller's uid, gid and supplementary groups. The groups come from /proc/PID/status
+ * (fuse_req_getgroups), read at most once per FZ_CRED_TTL_MS for the same pid, uid and gid: a
+ * process that changes its groups is seen with the new ones within that time. */
 static const struct dfs_cred *cred_of(fuse_req_t req, struct credbuf *b)
 {
+    struct fz *z = Z(req);
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    struct fz_cred_slot *s = &z->creds[(uint32_t)ctx->pid % FZ_CRED_SLOTS];
+    uint64_t now = mono_ms();
     gid_t g[GROUPS_MAX];
-    int n;
+    int n = -1;
 
     b->c.uid = ctx->uid;
     b->c.gid = ctx->gid;
+    b->c.groups = b->g;
+    pthread_mutex_lock(&z->cred_mu);
+    if (s->ms != 0 && now - s->ms < FZ_CRED_TTL_MS && s->pid == (uint32_t)ctx->pid &&
+        s->uid == ctx->uid && s->gid == ctx->gid) {
+        n = s->n;
+        memcpy(b->g, s->g, (size_t)n * sizeof(b->g[0]));
+    }
+    pthread_mutex_unlock(&z->cred_mu);
+    if (n >= 0) {
+        b->c.ngroups = (size_t)n;
+        return &b->c;
+    }
     n = fuse_req_getgroups(req, GROUPS_MAX, g);
     if (n < 0)
         n = 0;
@@ -68,7 +94,11 @@ static const struct dfs_cred *cred_of(fuse_req_t req, struct credbuf *b)
     for (int i = 0; i < n; i++)
         b->g[i] = g[i];
     b->c.ngroups = (size_t)n;
-    b->c.groups = b->g;
+    pthread_mutex_lock(&z->cred_mu);
+    *s = (struct fz_cred_slot){
+        .pid = (uint32_t)ctx->pid, .uid = ctx->uid, .gid = ctx->gid, .ms = now, .n = n};
+    memcpy(s->g, b->g, (size_t)n * sizeof(b->g[0]));
+    pthread_mutex_unlock(&z->cred_mu);
     return &b->c;
 }
 
