@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Committed writes per second and latency: 3 dfs-masters vs 3 etcd 3.4 members, same machine,
-# same run, same load generator (tests/bench/bench_kv.c), 1 and 32 concurrent clients.
+# same run, same load generator (tests/bench/bench_kv.c), 1 and 32 concurrent clients; then
+# dfs's committed namespace operations (file creates through the client API, tests/bench/
+# bench_fs.c, each committed on a majority and fsynced) against the etcd put rate just measured.
 #   tests/bench/master_vs_etcd.sh [BUILD_DIR] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -8,7 +10,8 @@ BUILD=${1:-build/release}
 SECS=${2:-10}
 MASTER=$BUILD/master/dfs-master
 BENCH=$BUILD/tests/bench/bench_kv
-[ -x "$MASTER" ] && [ -x "$BENCH" ] || { echo "build first: make build" >&2; exit 1; }
+BENCH_FS=$BUILD/tests/bench/bench_fs
+[ -x "$MASTER" ] && [ -x "$BENCH" ] && [ -x "$BENCH_FS" ] || { echo "build first: make build" >&2; exit 1; }
 if ! command -v etcd >/dev/null; then
     echo "installing etcd-server (Debian) for the comparison" >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q etcd-server etcd-client >/dev/null
@@ -49,6 +52,7 @@ done
 ETCD_LEADER=${ETCD_LEADER:-http://127.0.0.1:12179}
 DFS_URLS=http://127.0.0.1:19051,http://127.0.0.1:19052,http://127.0.0.1:19053
 
+declare -A ETCD_RATE
 echo "# committed puts, ${SECS}s each, value 64 B ($(date -u +%F))"
 for c in 1 32; do
     d=$("$BENCH" --target dfs --url "$DFS_URLS" --clients $c --seconds "$SECS" --json)
@@ -58,4 +62,15 @@ for c in 1 32; do
     dr=$(echo "$d" | sed -n 's/.*"puts_per_s":\([0-9.]*\).*/\1/p')
     er=$(echo "$e" | sed -n 's/.*"puts_per_s":\([0-9.]*\).*/\1/p')
     awk -v d="$dr" -v e="$er" -v c="$c" 'BEGIN { printf "clients=%d  dfs/etcd = %.2fx\n", c, d / e }'
+    ETCD_RATE[$c]=$er
+done
+
+echo "# committed file creates (client API) against the etcd puts above"
+for c in 1 32; do
+    files=$((c == 1 ? 3000 : 500))
+    f=$("$BENCH_FS" --url "$DFS_URLS" --clients $c --files-per-client $files)
+    echo "$f"
+    fr=$(echo "$f" | sed -n 's/.*creates\/s= *\([0-9.]*\).*/\1/p')
+    awk -v d="$fr" -v e="${ETCD_RATE[$c]}" -v c="$c" \
+        'BEGIN { printf "clients=%d  dfs creates/etcd puts = %.2fx\n", c, d / e }'
 done
