@@ -1,23 +1,28 @@
 #!/usr/bin/env bash
-# The dfs mount against a MooseFS mount and a local directory on the same disk, in the same run:
-# sequential write and cold read of a big file; create (+4 KiB write) / stat / rename / unlink of
-# many small files from one process and from WORKERS processes; cp -r of a tree of small files.
+# The dfs mount against a MooseFS mount, a minimal passthrough FUSE filesystem and a local
+# directory, all on the same disk, in the same run: sequential write and cold read of a big file;
+# create (+4 KiB write) / stat / rename / unlink of many small files from one process and from
+# WORKERS processes; cp -r of a tree of small files.
 #   tests/bench/fuse_vs_moosefs.sh [BUILD_DIR] [BIG_MIB] [FILES] [TREE_FILES]
 # Environment (arguments win): BUILD_DIR (build/release), BIG_MIB (1024), FILES (5000),
 # TREE_FILES (2000), WORKERS (8), RUNS (1: with more, each figure is the median of the runs),
 # MFS_FSYNC_BEFORE_CLOSE (0, MooseFS's default: its chunkservers do not fsync a chunk when a file
 # is closed, while dfs's close() returns once the data is fsynced on its chunkservers; 1 makes
-# MooseFS fsync too).
+# MooseFS fsync too), PT_EXAMPLES (where passthrough_ll.c is: see tests/bench/passthrough.sh).
 # Quick run: tests/bench/fuse_vs_moosefs.sh build/release 64 500 500
 #
 # dfs: 3 masters, 3 chunkservers, replication 3, started with scripts/run.sh (127.0.0.1, ports
 # 164xx/166xx). MooseFS 3.0 (Debian packages, not installed by this script): 1 master and 3
 # chunkservers with goal 3 and trash time 0, all in a network namespace of its own whose loopback
 # carries 192.0.2.1 (chunkservers refuse a master on 127.0.0.0/8), entered with nsenter --net so
-# that mfsmount's FUSE mount is visible outside it. Every daemon runs at nice 0. Each workload
-# runs on dfs, MooseFS and local in turn before the next one starts, so that load from other work
-# on the machine hits the three alike. Needs root (network namespace, mounts, drop_caches).
-# Prints one line per metric: dfs, MooseFS, local, and dfs/MooseFS (above 1: dfs is faster).
+# that mfsmount's FUSE mount is visible outside it. Every daemon runs at nice 0. Passthrough:
+# libfuse's own passthrough_ll example over a directory of the same disk, what any FUSE mount
+# costs (compiled on the fly and mounted by tests/bench/passthrough.sh, which says how). Each
+# workload runs on dfs, MooseFS, the passthrough and local in turn before the next one starts, so
+# that load from other work on the machine hits the four alike. Needs root (network namespace,
+# mounts, drop_caches).
+# Prints one line per metric: the rates of dfs, MooseFS, the passthrough and local, then
+# dfs/MooseFS and dfs/passthrough (ratios of the rates: above 1, dfs is faster).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${1:-${BUILD_DIR:-build/release}}
@@ -38,7 +43,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "MooseFS is missing; install it with: apt-get install ${missing[*]}" >&2
     exit 1
 fi
-for t in nsenter ip mountpoint python3 dd; do
+for t in nsenter ip mountpoint python3 dd gcc pkg-config fusermount3; do
     command -v "$t" >/dev/null || { echo "missing tool: $t" >&2; exit 1; }
 done
 
@@ -60,6 +65,7 @@ MNT=$ROOT/dfs-mnt
 MMNT=$ROOT/mfs-mnt
 LOCAL=$ROOT/local
 mkdir -p "$MNT" "$MMNT" "$LOCAL"
+. tests/bench/passthrough.sh
 RUN_PID=
 MFSMOUNT_PID=
 MFS_CS_PIDS=()
@@ -77,6 +83,7 @@ stop_pid() { # PID [SIGNAL]: signal one process we started, wait up to 20 s, the
 }
 cleanup() {
     set +e
+    pt_stop
     if mountpoint -q "$MMNT"; then
         umount "$MMNT" 2>/dev/null || fusermount -u "$MMNT" 2>/dev/null || umount -l "$MMNT"
     fi
@@ -85,7 +92,7 @@ cleanup() {
     stop_pid "$MFS_MASTER_PID"
     [ -n "$NS_MADE" ] && ip netns delete "$NS"
     stop_pid "$RUN_PID" INT # run.sh unmounts dfs and stops its daemons
-    if mountpoint -q "$MNT" || mountpoint -q "$MMNT"; then
+    if mountpoint -q "$MNT" || mountpoint -q "$MMNT" || pt_mounted; then
         echo "a mount is still active under $ROOT; not removing it" >&2
     else
         rm -rf "$ROOT"
@@ -99,6 +106,10 @@ DFS_STATE=$ROOT/dfs-state DFS_MNT=$MNT DFS_BIN=$BUILD DFS_MASTER_PORTS="$DFS_MAS
     DFS_HTTP_PORTS="$DFS_HTTP_PORTS" DFS_CS_PORTS="$DFS_CS_PORTS" \
     scripts/run.sh >"$ROOT/dfs-run.log" 2>&1 &
 RUN_PID=$!
+
+# --- the passthrough reference (libfuse's passthrough_ll example) ------------------------------
+pt_build "$ROOT/pt"
+pt_mount "$ROOT/pt-backing" "$ROOT/pt-mnt" "$ROOT/pt.log"
 
 # --- MooseFS ------------------------------------------------------------------------------------
 ip netns add "$NS"
@@ -234,8 +245,8 @@ SRC=$ROOT/src
 make_tree "$SRC"
 head -c $((BIG_MIB * 1024 * 1024)) /dev/urandom >"$ROOT/big.src"
 
-SYSTEMS="dfs mfs local"
-declare -A DIR=([dfs]=$MNT [mfs]=$MMNT [local]=$LOCAL)
+SYSTEMS="dfs mfs fuse local"
+declare -A DIR=([dfs]=$MNT [mfs]=$MMNT [fuse]=$PT_MNT [local]=$LOCAL)
 declare -A R # SYSTEM.METRIC -> seconds of each run, space-separated
 add() { R[$1.$2]="${R[$1.$2]:-} $3"; }
 
@@ -263,7 +274,7 @@ for _ in $(seq "$RUNS"); do
     done
     for s in $SYSTEMS; do
         drop_caches
-        cat "$SRC"/*/* >/dev/null # the source tree in the page cache, for all three alike
+        cat "$SRC"/*/* >/dev/null # the source tree in the page cache, for all four alike
         add "$s" cp "$(secs cp -r "$SRC" "${DIR[$s]}/tree")"
         rm -rf "${DIR[$s]}/tree"
     done
@@ -271,12 +282,13 @@ done
 
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 echo "dfs: 3 masters + 3 chunkservers, replication 3; MooseFS 3.0: 1 master + 3 chunkservers," \
-    "goal 3, HDD_FSYNC_BEFORE_CLOSE=$MFS_FSYNC; local: $(df --output=source "$LOCAL" | tail -1) (same disk); runs: $RUNS"
-printf '%-34s %10s %10s %10s %10s\n' metric dfs MooseFS local dfs/MooseFS
+    "goal 3, HDD_FSYNC_BEFORE_CLOSE=$MFS_FSYNC; passthrough: libfuse $(pkg-config --modversion fuse3)" \
+    "passthrough_ll; local: $(df --output=source "$LOCAL" | tail -1) (same disk); runs: $RUNS"
+printf '%-34s %10s %10s %12s %10s %12s %16s\n' metric dfs MooseFS passthrough local dfs/MooseFS dfs/passthrough
 rate() { # METRIC AMOUNT LABEL
     awk -v m="$3" -v n="$2" -v d="$(median <<<"${R[dfs.$1]}")" -v f="$(median <<<"${R[mfs.$1]}")" \
-        -v l="$(median <<<"${R[local.$1]}")" \
-        'BEGIN { printf "%-34s %10.1f %10.1f %10.1f %10.2f\n", m, n / d, n / f, n / l, f / d }'
+        -v p="$(median <<<"${R[fuse.$1]}")" -v l="$(median <<<"${R[local.$1]}")" \
+        'BEGIN { printf "%-34s %10.1f %10.1f %12.1f %10.1f %12.2f %16.2f\n", m, n / d, n / f, n / p, n / l, f / d, p / d }'
 }
 rate write "$BIG_MIB" "write MiB/s (${BIG_MIB} MiB, fsync)"
 rate read "$BIG_MIB" "read MiB/s (cold)"
