@@ -58,18 +58,25 @@ static void conf_close(struct conf *cf)
     memset(cf->hdrs, 0, sizeof(cf->hdrs));
 }
 
-/* A header list: the secret line (if any), a Content-Type (if any) and the extra header lines
- * (if any: "Name: value" lines separated by '\n'). */
+/* A header list: "Expect:" (none: libcurl would send "Expect: 100-continue" with every PUT
+ * upload and wait a round trip for the answer before the body, at every hop of a chunkserver
+ * pipeline), the secret line (if any), a Content-Type (if any) and the extra header lines (if
+ * any: "Name: value" lines separated by '\n'). */
 static int make_hdrs(const struct conf *cf, const char *ctype, const char *extra,
                      struct curl_slist **out)
 {
-    struct curl_slist *l = NULL, *n;
+    struct curl_slist *l = curl_slist_append(NULL, "Expect:"), *n;
     char line[HDR_LINE_MAX];
 
+    if (l == NULL)
+        return CM_E_NOMEM;
     if (cf->secret_line[0] != '\0') {
-        l = curl_slist_append(NULL, cf->secret_line);
-        if (l == NULL)
+        n = curl_slist_append(l, cf->secret_line);
+        if (n == NULL) {
+            curl_slist_free_all(l);
             return CM_E_NOMEM;
+        }
+        l = n;
     }
     if (ctype != NULL) {
         if (snprintf(line, sizeof(line), "Content-Type: %s", ctype) >= (int)sizeof(line)) {
