@@ -192,14 +192,9 @@ static void finish(void)
     net_down();
 }
 
-static cJSON *status_of(int i)
-{
-    return tc_status(cl, i);
-}
-
 static bool is_leader(int i, uint64_t *term)
 {
-    cJSON *s = status_of(i);
+    cJSON *s = tc_status(cl, i);
     const char *role = NULL;
     bool yes = s != NULL && cm_json_get_str(s, "role", 32, &role, NULL) == 0 &&
                strcmp(role, "LEADER") == 0;
@@ -211,7 +206,7 @@ static bool is_leader(int i, uint64_t *term)
 
 static bool role_is(int i, const char *want)
 {
-    cJSON *s = status_of(i);
+    cJSON *s = tc_status(cl, i);
     const char *role = NULL;
     bool yes =
         s != NULL && cm_json_get_str(s, "role", 32, &role, NULL) == 0 && strcmp(role, want) == 0;
@@ -228,7 +223,7 @@ static uint64_t term_of(int i)
 
 static uint64_t status_u64(int i, const char *field)
 {
-    cJSON *s = status_of(i);
+    cJSON *s = tc_status(cl, i);
     uint64_t v = UINT64_MAX;
     cm_json_get_u64(s, field, &v);
     cJSON_Delete(s);
@@ -237,7 +232,7 @@ static uint64_t status_u64(int i, const char *field)
 
 static uint64_t kv_keys(int i)
 {
-    cJSON *s = status_of(i);
+    cJSON *s = tc_status(cl, i);
     uint64_t n = UINT64_MAX;
     cm_json_get_u64(cJSON_GetObjectItemCaseSensitive(s, "kv"), "keys", &n);
     cJSON_Delete(s);

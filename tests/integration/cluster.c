@@ -501,6 +501,50 @@ cJSON *tc_post_fmt(struct tc_cluster *c, const char *path, const char *fmt, ...)
     return a;
 }
 
+static uint64_t json_u64(const cJSON *o, const char *field)
+{
+    uint64_t v = 0;
+    cr_assert_eq(cm_json_get_u64(o, field, &v), 0, "field %s", field);
+    return v;
+}
+
+uint64_t tc_write_block_file(struct tc_cluster *c, uint64_t client, uint64_t *seq, const char *name,
+                             const uint64_t ids[3], const void *data, size_t len)
+{
+    cJSON *a = tc_post_fmt(c, "/v1/fs/create",
+                           "{\"client\":%llu,\"seq\":%llu,\"parent\":1,\"pgen\":1,\"name\":\"%s\","
+                           "\"mode\":420,\"excl\":true}",
+                           (unsigned long long)client, (unsigned long long)++*seq, name);
+    const cJSON *attr = cJSON_GetObjectItemCaseSensitive(a, "attr");
+    uint64_t ino = json_u64(attr, "ino"), gen = json_u64(attr, "gen");
+    cJSON_Delete(a);
+    a = tc_post_fmt(c, "/v1/fs/alloc-blocks", "{\"client\":%llu,\"seq\":%llu,\"count\":1}",
+                    (unsigned long long)client, (unsigned long long)++*seq);
+    uint64_t block = json_u64(a, "value");
+    cJSON_Delete(a);
+    char url[256];
+    snprintf(url, sizeof(url),
+             "http://127.0.0.1:%u/blocks/%016llx?pipeline=127.0.0.1:%u,127.0.0.1:%u", c->cs[0].port,
+             (unsigned long long)block, c->cs[1].port, c->cs[2].port);
+    struct cm_http_call call = {.method = "PUT", .url = url, .body = data, .body_len = len};
+    struct cm_http_response r = {0};
+    cr_assert_eq(cm_http_call(c->http, &call, &r), 0, "block PUT");
+    uint64_t crc = json_u64(r.json, "crc32c");
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "failed")), 0,
+                 "pipeline incomplete");
+    cm_http_response_clear(&r);
+    a = tc_post_fmt(c, "/v1/fs/commit",
+                    "{\"client\":%llu,\"seq\":%llu,\"ino\":%llu,\"gen\":%llu,\"off\":0,\"len\":%zu,"
+                    "\"size\":%zu,\"blocks\":[{\"id\":%llu,\"len\":%zu,\"crc32c\":%llu,"
+                    "\"replicas\":[%llu,%llu,%llu]}]}",
+                    (unsigned long long)client, (unsigned long long)++*seq, (unsigned long long)ino,
+                    (unsigned long long)gen, len, len, (unsigned long long)block, len,
+                    (unsigned long long)crc, (unsigned long long)ids[0], (unsigned long long)ids[1],
+                    (unsigned long long)ids[2]);
+    cJSON_Delete(a);
+    return block;
+}
+
 int tc_sh(const char *fmt, ...)
 {
     char body[4096], cmd[4300];

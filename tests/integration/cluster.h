@@ -109,6 +109,13 @@ void tc_wait_cs_alive(struct tc_cluster *c, int ncs, uint64_t *ids, int timeout_
 cJSON *tc_post_fmt(struct tc_cluster *c, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Creates the file name in the root directory, stores len bytes of data as one block through
+ * the pipeline chunkserver 0 -> 1 -> 2, and commits it with replicas ids[0..2] (the chunkservers'
+ * ids), as client with sequence numbers *seq + 1 .. *seq + 3 (*seq is advanced). Fails the test
+ * on any error or an incomplete pipeline. Returns the block id. */
+uint64_t tc_write_block_file(struct tc_cluster *c, uint64_t client, uint64_t *seq, const char *name,
+                             const uint64_t ids[3], const void *data, size_t len);
+
 /* Runs a command line with bash (set -e -o pipefail; no single quotes in it); returns its exit
  * status (128 when killed). */
 int tc_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

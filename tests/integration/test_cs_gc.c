@@ -20,13 +20,6 @@
 #define N_FILES     5
 #define BLOCK_LEN   (16 * 1024)
 
-static uint64_t u64(const cJSON *o, const char *field)
-{
-    uint64_t v = 0;
-    cr_assert_eq(cm_json_get_u64(o, field, &v), 0, "field %s", field);
-    return v;
-}
-
 /* The leader's view: chunkservers alive (ids by k into ids) and the pending garbage. */
 static int leader_view(struct tc_cluster *c, uint64_t ids[N_CS], uint64_t *gc_pending)
 {
@@ -68,38 +61,11 @@ static int get_block(struct tc_cluster *c, int k, uint64_t block)
 static uint64_t write_file(struct tc_cluster *c, const uint64_t ids[N_CS], int i, uint64_t *seq)
 {
     static uint8_t data[BLOCK_LEN];
+    char name[16];
     for (size_t k = 0; k < sizeof(data); k++)
         data[k] = (uint8_t)(k * 7 + (size_t)i);
-    cJSON *a = tc_post_fmt(c, "/v1/fs/create",
-                           "{\"client\":9,\"seq\":%llu,\"parent\":1,\"pgen\":1,\"name\":\"f%d\","
-                           "\"mode\":420,\"excl\":true}",
-                           (unsigned long long)++*seq, i);
-    const cJSON *attr = cJSON_GetObjectItemCaseSensitive(a, "attr");
-    uint64_t ino = u64(attr, "ino"), gen = u64(attr, "gen");
-    cJSON_Delete(a);
-    a = tc_post_fmt(c, "/v1/fs/alloc-blocks", "{\"client\":9,\"seq\":%llu,\"count\":1}",
-                    (unsigned long long)++*seq);
-    uint64_t block = u64(a, "value");
-    cJSON_Delete(a);
-    char url[256];
-    snprintf(url, sizeof(url),
-             "http://127.0.0.1:%u/blocks/%016llx?pipeline=127.0.0.1:%u,127.0.0.1:%u", c->cs[0].port,
-             (unsigned long long)block, c->cs[1].port, c->cs[2].port);
-    struct cm_http_call call = {.method = "PUT", .url = url, .body = data, .body_len = BLOCK_LEN};
-    struct cm_http_response r = {0};
-    cr_assert_eq(cm_http_call(c->http, &call, &r), 0, "PUT block");
-    uint64_t crc = u64(r.json, "crc32c");
-    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "failed")), 0);
-    cm_http_response_clear(&r);
-    a = tc_post_fmt(
-        c, "/v1/fs/commit",
-        "{\"client\":9,\"seq\":%llu,\"ino\":%llu,\"gen\":%llu,\"off\":0,\"len\":%d,\"size\":%d,"
-        "\"blocks\":[{\"id\":%llu,\"len\":%d,\"crc32c\":%llu,\"replicas\":[%llu,%llu,%llu]}]}",
-        (unsigned long long)++*seq, (unsigned long long)ino, (unsigned long long)gen, BLOCK_LEN,
-        BLOCK_LEN, (unsigned long long)block, BLOCK_LEN, (unsigned long long)crc,
-        (unsigned long long)ids[0], (unsigned long long)ids[1], (unsigned long long)ids[2]);
-    cJSON_Delete(a);
-    return block;
+    snprintf(name, sizeof(name), "f%d", i);
+    return tc_write_block_file(c, 9, seq, name, ids, data, sizeof(data));
 }
 
 /* Writes N_FILES files (their blocks into blocks), checks every copy is there, kills

@@ -79,32 +79,6 @@ static int get_block(struct tc_cluster *c, int k, uint64_t block, const uint8_t 
     return rc;
 }
 
-/* A file "f" with one block of data on chunkservers 0, 1, 2 (one pipeline), committed. */
-static uint64_t write_file(struct tc_cluster *c, const uint64_t ids[N_CS], const uint8_t *data)
-{
-    cJSON *a = tc_post_fmt(c, "/v1/fs/create",
-                           "{\"client\":7,\"seq\":1,\"parent\":1,\"pgen\":1,\"name\":\"f\","
-                           "\"mode\":420,\"excl\":true}");
-    const cJSON *attr = cJSON_GetObjectItemCaseSensitive(a, "attr");
-    uint64_t ino = u64(attr, "ino"), gen = u64(attr, "gen");
-    cJSON_Delete(a);
-    a = tc_post_fmt(c, "/v1/fs/alloc-blocks", "{\"client\":7,\"seq\":2,\"count\":1}");
-    uint64_t block = u64(a, "value"), crc = 0;
-    cJSON_Delete(a);
-    char pipeline[64];
-    snprintf(pipeline, sizeof(pipeline), "127.0.0.1:%u,127.0.0.1:%u", c->cs[1].port, c->cs[2].port);
-    cr_assert_eq(put_block(c, 0, block, pipeline, data, BLOCK_LEN, &crc), 0);
-    a = tc_post_fmt(
-        c, "/v1/fs/commit",
-        "{\"client\":7,\"seq\":3,\"ino\":%llu,\"gen\":%llu,\"off\":0,\"len\":%d,\"size\":%d,"
-        "\"blocks\":[{\"id\":%llu,\"len\":%d,\"crc32c\":%llu,\"replicas\":[%llu,%llu,%llu]}]}",
-        (unsigned long long)ino, (unsigned long long)gen, BLOCK_LEN, BLOCK_LEN,
-        (unsigned long long)block, BLOCK_LEN, (unsigned long long)crc, (unsigned long long)ids[0],
-        (unsigned long long)ids[1], (unsigned long long)ids[2]);
-    cJSON_Delete(a);
-    return block;
-}
-
 /* Waits until the block reads back sound from exactly the chunkservers in `has` (the others
  * answer NOT_FOUND); chunkservers with skip set are not asked. */
 static void wait_copies(struct tc_cluster *c, uint64_t block, const uint8_t *data,
@@ -131,11 +105,11 @@ static void wait_copies(struct tc_cluster *c, uint64_t block, const uint8_t *dat
 Test(cs_repair, corrupt_copy_is_replaced_then_deleted, .timeout = 120)
 {
     struct tc_cluster c;
-    uint64_t ids[N_CS];
+    uint64_t ids[N_CS], seq = 0;
     static uint8_t data[BLOCK_LEN];
     fill(data, sizeof(data), 1);
     start_cluster(&c, ids);
-    uint64_t block = write_file(&c, ids, data);
+    uint64_t block = tc_write_block_file(&c, 7, &seq, "f", ids, data, BLOCK_LEN);
     wait_copies(&c, block, data, (bool[N_CS]){true, true, true, false}, NULL, "written");
 
     /* One byte flipped in chunkserver 1's block file. */
@@ -161,7 +135,7 @@ Test(cs_repair, corrupt_copy_is_replaced_then_deleted, .timeout = 120)
 Test(cs_repair, surplus_copy_of_returning_chunkserver_is_deleted, .timeout = 120)
 {
     struct tc_cluster c;
-    uint64_t ids[N_CS];
+    uint64_t ids[N_CS], seq = 0;
     static uint8_t data[BLOCK_LEN], extra[4 * BLOCK_LEN];
     fill(data, sizeof(data), 2);
     fill(extra, sizeof(extra), 3);
@@ -169,7 +143,7 @@ Test(cs_repair, surplus_copy_of_returning_chunkserver_is_deleted, .timeout = 120
     /* Chunkserver 0 uses the most space (a block no file references and none was allocated),
      * so of four sound copies its copy is the one not kept. */
     cr_assert_eq(put_block(&c, 0, UINT64_C(0x7fffffffffff0001), "", extra, sizeof(extra), NULL), 0);
-    uint64_t block = write_file(&c, ids, data);
+    uint64_t block = tc_write_block_file(&c, 7, &seq, "f", ids, data, BLOCK_LEN);
     wait_copies(&c, block, data, (bool[N_CS]){true, true, true, false}, NULL, "written");
 
     /* kill -9 chunkserver 0: the block gets a third live copy on chunkserver 3. */

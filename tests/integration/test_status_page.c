@@ -296,50 +296,6 @@ Test(status_page, is_public_html_when_a_secret_is_configured, .timeout = 60)
 #define BLOCKS_ARGS "--election-timeout-ms 1000 --heartbeat-ms 100 --cs-dead-timeout-s 2"
 #define CS_ARGS     "--heartbeat-ms 200"
 
-static uint64_t u64(const cJSON *o, const char *field)
-{
-    uint64_t v = 0;
-    cr_assert_eq(cm_json_get_u64(o, field, &v), 0, "field %s", field);
-    return v;
-}
-
-/* A file "f" with one block, written to chunkservers 0, 1 and 2 (one pipeline) and committed. */
-static void write_file(struct tc_cluster *c, const uint64_t ids[3])
-{
-    static uint8_t data[BLOCK_LEN];
-    for (size_t i = 0; i < sizeof(data); i++)
-        data[i] = (uint8_t)(i * 31 + 7);
-    cJSON *a = tc_post_fmt(c, "/v1/fs/create",
-                           "{\"client\":7,\"seq\":1,\"parent\":1,\"pgen\":1,\"name\":\"f\","
-                           "\"mode\":420,\"excl\":true}");
-    const cJSON *attr = cJSON_GetObjectItemCaseSensitive(a, "attr");
-    uint64_t ino = u64(attr, "ino"), gen = u64(attr, "gen");
-    cJSON_Delete(a);
-    a = tc_post_fmt(c, "/v1/fs/alloc-blocks", "{\"client\":7,\"seq\":2,\"count\":1}");
-    uint64_t block = u64(a, "value");
-    cJSON_Delete(a);
-    char url[256];
-    snprintf(url, sizeof(url),
-             "http://127.0.0.1:%u/blocks/%016llx?pipeline=127.0.0.1:%u,127.0.0.1:%u", c->cs[0].port,
-             (unsigned long long)block, c->cs[1].port, c->cs[2].port);
-    struct cm_http_call call = {
-        .method = "PUT", .url = url, .body = data, .body_len = sizeof(data)};
-    struct cm_http_response r = {0};
-    cr_assert_eq(cm_http_call(c->http, &call, &r), 0, "block PUT");
-    uint64_t crc = u64(r.json, "crc32c");
-    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "failed")), 0,
-                 "pipeline incomplete");
-    cm_http_response_clear(&r);
-    a = tc_post_fmt(
-        c, "/v1/fs/commit",
-        "{\"client\":7,\"seq\":3,\"ino\":%llu,\"gen\":%llu,\"off\":0,\"len\":%d,\"size\":%d,"
-        "\"blocks\":[{\"id\":%llu,\"len\":%d,\"crc32c\":%llu,\"replicas\":[%llu,%llu,%llu]}]}",
-        (unsigned long long)ino, (unsigned long long)gen, BLOCK_LEN, BLOCK_LEN,
-        (unsigned long long)block, BLOCK_LEN, (unsigned long long)crc, (unsigned long long)ids[0],
-        (unsigned long long)ids[1], (unsigned long long)ids[2]);
-    cJSON_Delete(a);
-}
-
 /* /status "blocks" of master i: -1 for null (or absent). */
 struct blocks {
     bool ready;
@@ -460,7 +416,11 @@ Test(status_page, shows_under_replicated_and_missing_blocks, .timeout = 300)
     for (int k = 0; k < 3; k++)
         tc_cs_start(&c, k, 0, CS_ARGS);
     tc_wait_cs_alive(&c, 3, ids, T_BLOCKS_MS);
-    write_file(&c, ids);
+    static uint8_t data[BLOCK_LEN];
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)(i * 31 + 7);
+    uint64_t seq = 0;
+    tc_write_block_file(&c, 7, &seq, "f", ids, data, sizeof(data));
 
     /* Three sound copies of the one block: nothing under-replicated or missing, also in the
      * metrics. */

@@ -201,6 +201,17 @@ Test(cs_health, batch_smaller_or_larger_than_a_holders_range)
 
 #define GRACE 1000
 
+/* Starts the next walk: what the last one found short becomes prev; at and h start over. */
+static void next_walk(struct bh_shortlist *prev, struct bh_shortlist *next, size_t *at,
+                      struct cs_health *h)
+{
+    bh_shortlist_free(prev);
+    *prev = *next;
+    *next = (struct bh_shortlist){0};
+    *at = 0;
+    *h = (struct cs_health){0};
+}
+
 Test(cs_health, judged_short_only_after_the_grace_period)
 {
     struct bh_shortlist prev = {0}, next = {0};
@@ -217,10 +228,7 @@ Test(cs_health, judged_short_only_after_the_grace_period)
     cr_assert_eq(next.n, 2);
 
     /* Walk at 600, in two batches: 3 was reported meanwhile, 4 lost a copy. */
-    prev = next;
-    next = (struct bh_shortlist){0};
-    at = 0;
-    h = (struct cs_health){0};
+    next_walk(&prev, &next, &at, &h);
     const uint8_t c1[] = {3, 2, 3, 1};
     cr_assert_eq(bh_judge(&prev, &at, &next, ids, c1, 2, 600, GRACE, &h), 0);
     cr_assert_eq(bh_judge(&prev, &at, &next, ids + 2, c1 + 2, 2, 600, GRACE, &h), 0);
@@ -231,25 +239,17 @@ Test(cs_health, judged_short_only_after_the_grace_period)
     cr_assert_eq(next.v[0].since_ms, 0, "short since the first walk");
     cr_assert_eq(next.v[1].id, 4);
     cr_assert_eq(next.v[1].since_ms, 600);
-    bh_shortlist_free(&prev);
 
     /* Walk at 1000: 2 has been short for the grace period; 4 has no copy left, but only for
      * 400 ms. */
-    prev = next;
-    next = (struct bh_shortlist){0};
-    at = 0;
-    h = (struct cs_health){0};
+    next_walk(&prev, &next, &at, &h);
     const uint8_t c2[] = {3, 2, 3, 0};
     cr_assert_eq(bh_judge(&prev, &at, &next, ids, c2, 4, 1000, GRACE, &h), 0);
     cr_assert_eq(h.under_replicated, 1);
     cr_assert_eq(h.missing, 0);
-    bh_shortlist_free(&prev);
 
     /* Walk at 1600: 4 is missing for good; 2 is healthy again and forgotten. */
-    prev = next;
-    next = (struct bh_shortlist){0};
-    at = 0;
-    h = (struct cs_health){0};
+    next_walk(&prev, &next, &at, &h);
     const uint8_t c3[] = {3, 3, 3, 0};
     cr_assert_eq(bh_judge(&prev, &at, &next, ids, c3, 4, 1600, GRACE, &h), 0);
     cr_assert_eq(h.under_replicated, 1);
