@@ -178,6 +178,7 @@ static int h_status(struct cm_http_req *req, void *data)
     cJSON_AddBoolToObject(o, "removed", r->removed);
     cm_json_add_u64(o, "uptime_ms", now - m->started_ms);
     cm_json_add_u64(o, "elections", st.elections);
+    cm_json_add_u64(o, "reads_fast", st.reads_fast);
     cm_json_add_u64(o, "leader_changes", st.leader_changes);
     add_leader_changes(&st, o);
 
@@ -283,6 +284,9 @@ static int h_metrics(struct cm_http_req *req, void *data)
     cm_text_printf(
         &t, "# TYPE dfs_raft_proposals_total counter\ndfs_raft_proposals_total %" PRIu64 "\n",
         st.proposals);
+    cm_text_printf(
+        &t, "# TYPE dfs_raft_reads_fast_total counter\ndfs_raft_reads_fast_total %" PRIu64 "\n",
+        st.reads_fast);
     cm_text_printf(&t,
                    "# TYPE dfs_raft_applied_total counter\ndfs_raft_applied_total %" PRIu64 "\n",
                    st.applied);

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,7 @@
 #include "common/errors.h"
 #include "common/log.h"
 
-#define MAX_QUEUED_MSGS 20000
+#define MAX_QUEUED_MSGS   20000
 #define MAX_PROPOSE_BATCH 512
 
 /* ---- queue items ---- */
@@ -170,6 +171,12 @@ struct rn_node {
     /* status shared with other threads */
     pthread_mutex_t smu;
     struct rn_status status;
+
+    /* Reads served on the caller's thread (rn_read_fast): the state machine changes under
+     * fsm_lock held for writing; lease_until is raft_lease_until as of the last update. */
+    pthread_rwlock_t fsm_lock;
+    _Atomic raft_time lease_until;
+    atomic_uint_fast64_t reads_fast;
 };
 
 /* The Raft core's clock. CLOCK_BOOTTIME, not CLOCK_MONOTONIC: it also counts time the machine
@@ -358,6 +365,21 @@ void rn_conf_change(struct rn_node *n, int op, raft_id id, const char *addr, rn_
     enqueue(n, it);
 }
 
+bool rn_read_fast(struct rn_node *n, void (*fn)(void *), void *arg)
+{
+    bool served = false;
+    pthread_rwlock_rdlock(&n->fsm_lock);
+    /* Checked under the lock: what fn reads is the state at this moment. */
+    if (now_ms() < atomic_load(&n->lease_until)) {
+        fn(arg);
+        served = true;
+    }
+    pthread_rwlock_unlock(&n->fsm_lock);
+    if (served)
+        atomic_fetch_add(&n->reads_fast, 1);
+    return served;
+}
+
 void rn_run_sync(struct rn_node *n, void (*fn)(void *), void *arg)
 {
     bool done = false;
@@ -388,6 +410,7 @@ void rn_get_status(struct rn_node *n, struct rn_status *out)
     pthread_mutex_lock(&n->smu);
     *out = n->status;
     pthread_mutex_unlock(&n->smu);
+    out->reads_fast = atomic_load(&n->reads_fast);
 }
 
 /* ---- the persist thread ---- */
@@ -397,7 +420,6 @@ static void fail_oom(void)
     LOG_ERROR("raft: out of memory while persisting; this master stops");
     abort();
 }
-
 
 static void job_free(struct job *j)
 {
@@ -679,6 +701,7 @@ static void ready_fire(struct rn_node *n)
 
 static void apply_entries(struct rn_node *n, const struct raft_update *u)
 {
+    pthread_rwlock_wrlock(&n->fsm_lock);
     for (uint32_t i = 0; i < u->n_committed; i++) {
         const struct raft_entry *e = &u->committed[i];
         if (e->index <= n->applied)
@@ -696,6 +719,7 @@ static void apply_entries(struct rn_node *n, const struct raft_update *u)
             waiters_complete(n, e->index, e->term, err, res, rlen);
         free(res);
     }
+    pthread_rwlock_unlock(&n->fsm_lock);
     pthread_mutex_lock(&n->smu);
     n->status.applied += u->n_committed;
     pthread_mutex_unlock(&n->smu);
@@ -790,8 +814,8 @@ static void update_status(struct rn_node *n)
                      st.term);
         if (st.leader != n->last_leader && st.leader != 0) {
             if (st.leader != st.id)
-                LOG_INFO("Node %" PRIu64 " following leader %" PRIu64 " (term %" PRIu64 ")",
-                         st.id, st.leader, st.term);
+                LOG_INFO("Node %" PRIu64 " following leader %" PRIu64 " (term %" PRIu64 ")", st.id,
+                         st.leader, st.term);
             pthread_mutex_lock(&n->smu);
             n->status.leader_changes++;
             pthread_mutex_unlock(&n->smu);
@@ -803,8 +827,8 @@ static void update_status(struct rn_node *n)
         }
         /* A transfer completes when the target leads, fails when someone else does. */
         if (n->transfer.cb != NULL && st.leader != 0 && st.leader != n->last_leader) {
-            bool ok = n->transfer.target == 0 ? st.leader != st.id
-                                              : st.leader == n->transfer.target;
+            bool ok =
+                n->transfer.target == 0 ? st.leader != st.id : st.leader == n->transfer.target;
             n->transfer.cb(n->transfer.arg, ok ? 0 : CM_E_BUSY, NULL, 0);
             n->transfer.cb = NULL;
         }
@@ -823,12 +847,19 @@ static void update_status(struct rn_node *n)
 
 static void handle_update(struct rn_node *n, const struct raft_update *u)
 {
+    /* A lease that ended (a transfer's TIMEOUT_NOW is among the messages) ends for
+     * rn_read_fast before anything is sent; one that began or grew counts once this update's
+     * entries are applied. */
+    raft_time lease = raft_lease_until(n->raft);
+    if (lease < atomic_load(&n->lease_until))
+        atomic_store(&n->lease_until, lease);
     queue_persist(n, u);
     for (uint32_t i = 0; i < u->n_msgs; i++)
         n->tr.send(n->tr.ctx, &u->msgs[i], n->snap_path);
     handle_reads(n, u);
     if (u->n_committed > 0)
         apply_entries(n, u);
+    atomic_store(&n->lease_until, lease);
     if (u->snapshot_wanted)
         start_snapshot(n);
     n->next_timeout = u->next_timeout;
@@ -939,7 +970,9 @@ static void process(struct rn_node *n, struct item *it)
             struct stat sb;
             if (path != NULL && stat(path, &sb) == 0)
                 size = (uint64_t)sb.st_size;
+            pthread_rwlock_wrlock(&n->fsm_lock);
             int err = path == NULL ? CM_E_INTERNAL : n->fsm.restore(n->fsm.ctx, path, size);
+            pthread_rwlock_unlock(&n->fsm_lock);
             if (err != 0) {
                 LOG_ERROR("raft: restoring snapshot %" PRIu64 " failed (%s); this master stops",
                           n->install_index, cm_strerror(err));
@@ -977,8 +1010,8 @@ static void process(struct rn_node *n, struct item *it)
         pthread_mutex_lock(&n->smu);
         n->status.snapshots_taken++;
         pthread_mutex_unlock(&n->smu);
-        LOG_INFO("raft: snapshot at index %" PRIu64 " saved (%" PRIu64 " bytes)",
-                 it->u.snap.index, it->u.snap.size);
+        LOG_INFO("raft: snapshot at index %" PRIu64 " saved (%" PRIu64 " bytes)", it->u.snap.index,
+                 it->u.snap.size);
         ev.type = RAFT_EV_SNAPSHOT_TAKEN;
         ev.u.snapshot_taken.index = it->u.snap.index;
         ev.u.snapshot_taken.term = it->u.snap.term;
@@ -1137,8 +1170,8 @@ static uint64_t random_seed(raft_id id)
     return seed ^ now_us() ^ (id * 0x9E3779B97F4A7C15ull);
 }
 
-int rn_start(const struct rn_config *cfg, const struct rn_fsm *fsm,
-             const struct rn_transport *tr, struct rn_node **out)
+int rn_start(const struct rn_config *cfg, const struct rn_fsm *fsm, const struct rn_transport *tr,
+             struct rn_node **out)
 {
     int rc;
     struct rs_loaded loaded = {0};
@@ -1153,6 +1186,14 @@ int rn_start(const struct rn_config *cfg, const struct rn_fsm *fsm,
     pthread_mutex_init(&n->jmu, NULL);
     pthread_cond_init(&n->jcv, NULL);
     pthread_mutex_init(&n->smu, NULL);
+    pthread_rwlockattr_t rwa;
+    pthread_rwlockattr_init(&rwa);
+    /* Applying must not wait behind a stream of readers. */
+    pthread_rwlockattr_setkind_np(&rwa, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&n->fsm_lock, &rwa);
+    pthread_rwlockattr_destroy(&rwa);
+    atomic_init(&n->lease_until, 0);
+    atomic_init(&n->reads_fast, 0);
 
     n->store = cfg->store;
     struct raft_boot boot = {0};
@@ -1213,9 +1254,11 @@ void rn_stop(struct rn_node *n)
     if (n->loop_started) {
         pthread_mutex_lock(&n->qmu);
         n->stopping = true;
+        atomic_store(&n->lease_until, 0);
         pthread_cond_broadcast(&n->qcv);
         pthread_mutex_unlock(&n->qmu);
         pthread_join(n->loop_thread, NULL);
+        atomic_store(&n->lease_until, 0); /* an update may have raced with the line above */
     }
     if (n->persist_started) {
         pthread_mutex_lock(&n->jmu);
@@ -1266,5 +1309,6 @@ void rn_stop(struct rn_node *n)
     pthread_mutex_destroy(&n->jmu);
     pthread_cond_destroy(&n->jcv);
     pthread_mutex_destroy(&n->smu);
+    pthread_rwlock_destroy(&n->fsm_lock);
     free(n);
 }

@@ -48,8 +48,8 @@ struct rn_node;
 /* Recovers from the store, restores the state machine from the snapshot and starts the loop
  * and persist threads. Errors: those of rs_open/rs_load (CM_E_STORE, CM_E_BUSY ...), a failed
  * restore, CM_E_NOMEM. */
-int rn_start(const struct rn_config *cfg, const struct rn_fsm *fsm,
-             const struct rn_transport *tr, struct rn_node **out);
+int rn_start(const struct rn_config *cfg, const struct rn_fsm *fsm, const struct rn_transport *tr,
+             struct rn_node **out);
 /* Stops the threads (answering waiting proposals and reads with CM_E_UNAVAILABLE) and closes
  * the store. NULL is a no-op. */
 void rn_stop(struct rn_node *n);
@@ -69,6 +69,12 @@ void rn_propose(struct rn_node *n, const void *data, size_t len, rn_done_fn cb, 
  * at least at the read index; read it now, on this thread) or could not be confirmed. */
 typedef void (*rn_read_fn)(void *arg, int err);
 void rn_read(struct rn_node *n, rn_read_fn cb, void *arg);
+
+/* A linearizable read on the calling thread, without the loop: while this node holds the leader
+ * lease (raft_lease_until), runs fn(arg) under a lock that keeps the state machine as it is
+ * (fn must only read it, and must not call into this node) and returns true; otherwise returns
+ * false at once (use rn_read). Off with lease reads off. */
+bool rn_read_fast(struct rn_node *n, void (*fn)(void *), void *arg);
 
 /* Admin operations on the leader; cb(arg, err, NULL, 0) once the change is committed (conf
  * changes) or the transfer finished (target became leader) or failed. */
@@ -92,13 +98,14 @@ struct rn_leader_change {
 /* A consistent copy of the core's status plus driver counters, safe from any thread. */
 struct rn_status {
     struct raft_status raft;
-    uint64_t elections;       /* times this node started an election */
-    uint64_t leader_changes;  /* leader id changes seen */
-    uint64_t proposals;       /* proposals accepted by this node as leader */
-    uint64_t applied;         /* entries applied */
-    uint64_t fsyncs;          /* synced store batches */
+    uint64_t elections;      /* times this node started an election */
+    uint64_t leader_changes; /* leader id changes seen */
+    uint64_t proposals;      /* proposals accepted by this node as leader */
+    uint64_t reads_fast;     /* reads served by rn_read_fast (under the leader lease) */
+    uint64_t applied;        /* entries applied */
+    uint64_t fsyncs;         /* synced store batches */
     uint64_t fsync_us_total;
-    uint64_t fsync_hist[16];  /* fsync latency histogram, bucket i: < 2^i * 64 us */
+    uint64_t fsync_hist[16]; /* fsync latency histogram, bucket i: < 2^i * 64 us */
     uint64_t snapshots_taken;
     uint64_t snapshots_installed;
     /* The last n_recent_leaders leaderships seen, oldest first (at most RN_LEADER_CHANGES_MAX). */
@@ -108,6 +115,5 @@ struct rn_status {
 void rn_get_status(struct rn_node *n, struct rn_status *out);
 /* The known leader (0: none) and whether it is this node; cheap, any thread. */
 void rn_leader(struct rn_node *n, raft_id *leader, bool *is_self);
-
 
 #endif

@@ -500,6 +500,17 @@ struct raft_status {
 
 void raft_get_status(const struct raft *r, struct raft_status *out);
 
+/* Leader lease reads outside the core (thesis §6.4.1; cfg.lease_read): the time, on the clock of
+ * the events' .now, before which this node is the only leader, holds every entry committed so
+ * far and has handed out (update.committed) every entry up to its term's first; 0 when it has no
+ * lease (not leader, lease_read off, a transfer began in its term, no majority heartbeat round
+ * recent enough). Until then a driver may answer a read from its state machine as applied up to
+ * update.committed, without a RAFT_EV_READ: any write acknowledged after being applied on this
+ * leader or committed by an earlier one is in it. The value can only be trusted until the driver
+ * sends the messages of the next update (a transfer's TIMEOUT_NOW ends the lease early): take it
+ * again after every raft_step, before sending. */
+raft_time raft_lease_until(const struct raft *r);
+
 /* ---- Configuration encoding (the data of RAFT_ENTRY_CONF entries) ---- */
 
 /* Encodes conf into buf (capacity cap), version 1: u8 version, u8 n, then per node u64 id

@@ -74,21 +74,33 @@ void raft__read_round(struct raft *r)
     r->ctx_time[r->read_ctx % RAFT__ROUNDS] = r->now;
 }
 
-/* Whether the leader holds a lease now (raft.h, lease_read): the latest round a majority
- * acknowledged started less than 9/10 of election_timeout_min ago, and this term's NOOP is
- * committed. */
-static bool in_lease(const struct raft *r)
+/* Until when the leader holds a lease (raft.h, lease_read): the latest round a majority
+ * acknowledged started less than 9/10 of election_timeout_min before it; this term's NOOP is
+ * committed. 0: no lease. */
+static raft_time lease_end(const struct raft *r)
 {
-    if (!r->cfg.lease_read || r->lease_off || r->transfer_target != 0 ||
+    if (r->role != RAFT_LEADER || !r->cfg.lease_read || r->lease_off || r->transfer_target != 0 ||
         r->commit < r->term_start) {
-        return false;
+        return 0;
     }
     uint64_t q = quorum_ctx(r);
     uint32_t slot = (uint32_t)(q % RAFT__ROUNDS);
     if (q == 0 || r->ctx_of[slot] != q) {
-        return false; /* never acknowledged, or too long ago to be remembered */
+        return 0; /* never acknowledged, or too long ago to be remembered */
     }
-    return r->now < r->ctx_time[slot] + (raft_time)r->cfg.election_timeout_min * 9 / 10;
+    return r->ctx_time[slot] + (raft_time)r->cfg.election_timeout_min * 9 / 10;
+}
+
+static bool in_lease(const struct raft *r)
+{
+    return r->now < lease_end(r);
+}
+
+raft_time raft_lease_until(const struct raft *r)
+{
+    /* Also: every entry up to this term's NOOP handed out to be applied, so that the applied
+     * state holds every write an earlier leader acknowledged. */
+    return r->applied >= r->term_start ? lease_end(r) : 0;
 }
 
 /* Starts one heartbeat round confirming every read that has none yet. */

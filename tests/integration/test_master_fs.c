@@ -671,3 +671,72 @@ Test(master_fs, namespace_survives_full_restart, .timeout = 180)
     free(st_after);
     tc_destroy(&c);
 }
+
+static uint64_t reads_fast(struct tc_cluster *c, int i)
+{
+    cJSON *st = tc_status(c, i);
+    cr_assert_not_null(st);
+    uint64_t v = u64(st, "reads_fast");
+    cJSON_Delete(st);
+    return v;
+}
+
+/* Under the leader lease, the leader answers reads on its HTTP threads (rn_read_fast); each one
+ * still sees every write acknowledged before it (read your writes, through create, unlink and
+ * rename). With --no-lease-read every read goes through a heartbeat round instead. */
+static void reads_see_acknowledged_writes(const char *args, bool expect_fast)
+{
+    struct tc_cluster c;
+    tc_init(&c, 3, args);
+    tc_start_all(&c);
+    int l = tc_wait_leader(&c, T_LEADER_MS);
+    cr_assert_geq(l, 0);
+    uint64_t cl = 9, seq = 1;
+    struct handle d = mkdir_at(&c, cl, seq++, root, "d");
+    uint64_t before = reads_fast(&c, l);
+    int nreads = 0;
+    for (int i = 0; i < 100; i++) {
+        char name[16], moved[16];
+        snprintf(name, sizeof(name), "f%d", i);
+        snprintf(moved, sizeof(moved), "g%d", i);
+        struct handle f = create_at(&c, cl, seq++, d, name), got;
+        cr_assert_eq(lookup(&c, d, name, &got), 0, "%s created, then not found", name);
+        cr_assert_eq(got.ino, f.ino);
+        cr_assert_eq(fs(&c, "/v1/fs/rename", NULL,
+                        "{\"client\":%lu,\"seq\":%lu,\"src_parent\":%lu,\"src_pgen\":%lu,"
+                        "\"src_name\":\"%s\",\"dst_parent\":%lu,\"dst_pgen\":%lu,"
+                        "\"dst_name\":\"%s\"}",
+                        cl, seq++, d.ino, d.gen, name, d.ino, d.gen, moved),
+                     0);
+        cr_assert_eq(lookup(&c, d, name, NULL), CM_E_NOENT, "%s renamed, then still found", name);
+        cr_assert_eq(lookup(&c, d, moved, &got), 0);
+        cr_assert_eq(got.ino, f.ino);
+        if (i % 2 == 0) {
+            cr_assert_eq(fs(&c, "/v1/fs/unlink", NULL,
+                            "{\"client\":%lu,\"seq\":%lu,\"parent\":%lu,\"pgen\":%lu,"
+                            "\"name\":\"%s\"}",
+                            cl, seq++, d.ino, d.gen, moved),
+                         0);
+            cr_assert_eq(lookup(&c, d, moved, NULL), CM_E_NOENT, "%s unlinked, still found", moved);
+            nreads++;
+        }
+        nreads += 3;
+    }
+    cr_assert_eq(tc_wait_leader(&c, T_LEADER_MS), l, "the leader changed: the test ran short");
+    uint64_t fast = reads_fast(&c, l) - before;
+    if (expect_fast)
+        cr_assert_gt(fast, 0, "none of %d reads used the lease", nreads);
+    else
+        cr_assert_eq(fast, 0, "%lu reads used a lease that is off", fast);
+    tc_destroy(&c);
+}
+
+Test(master_fs, lease_reads_on_http_threads_see_acknowledged_writes, .timeout = 120)
+{
+    reads_see_acknowledged_writes(NULL, true);
+}
+
+Test(master_fs, no_lease_read_means_no_fast_reads, .timeout = 120)
+{
+    reads_see_acknowledged_writes("--no-lease-read", false);
+}

@@ -232,6 +232,49 @@ Test(read_index, no_lease_once_a_transfer_began)
     h_free(&c);
 }
 
+/* raft_lease_until: what a driver answering reads outside the core relies on. */
+Test(read_index, lease_until_is_the_lease_the_core_reads_with)
+{
+    struct h_cluster c;
+    raft_id l = lease_cluster(&c, 99);
+    raft_id f = follower(l, 0), t = follower(l, 1);
+    raft_time min = c.nodes[l].cfg.election_timeout_min;
+    raft_time until = raft_lease_until(c.nodes[l].r);
+
+    cr_assert_gt(until, c.now, "a leader with acknowledged heartbeats holds a lease");
+    cr_assert_leq(until, c.now + min * 9 / 10, "never longer than 9/10 of the vote refusal");
+    cr_assert_eq(raft_lease_until(c.nodes[f].r), 0, "a follower has none");
+    /* Isolated: the lease runs out where the core stops answering reads at once. */
+    h_isolate(&c, l, true);
+    h_run(&c, until - c.now - 1);
+    cr_assert_eq(raft_lease_until(c.nodes[l].r), until, "no acknowledgement extended it");
+    uint32_t before = c.nodes[l].n_reads;
+    cr_assert_eq(h_read(&c, l, 12), 0);
+    cr_assert_eq(c.nodes[l].n_reads, before + 1, "still inside the lease: answered at once");
+    h_run(&c, 1);
+    before = c.nodes[l].n_reads;
+    cr_assert_eq(h_read(&c, l, 13), 0);
+    h_deliver(&c);
+    cr_assert_eq(c.nodes[l].n_reads, before, "at until: no longer");
+    h_free(&c);
+
+    /* A transfer ends it at once, in the step that sends TIMEOUT_NOW's way. */
+    l = lease_cluster(&c, 100);
+    t = follower(l, 1);
+    cr_assert_gt(raft_lease_until(c.nodes[l].r), c.now);
+    cr_assert_eq(h_transfer(&c, l, t), 0);
+    cr_assert_eq(raft_lease_until(c.nodes[l].r), 0);
+    h_free(&c);
+
+    /* Without lease_read there is never one. */
+    h_init(&c, 3, 101, NULL);
+    l = h_elect(&c, 2000);
+    h_propose(&c, l, "x");
+    h_run(&c, 100);
+    cr_assert_eq(raft_lease_until(c.nodes[l].r), 0);
+    h_free(&c);
+}
+
 Test(read_index, restarted_node_votes_for_nobody_at_first)
 {
     /* A follower that acknowledged the leader and restarted at once must still refuse to vote
