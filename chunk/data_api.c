@@ -302,7 +302,7 @@ static void url_append(char *url, size_t cap, const char *s)
     url[len] = '\0';
 }
 
-static int start_forward(struct put_op *op, int64_t len)
+static void start_forward(struct put_op *op, int64_t len)
 {
     struct chunkserver *cs = op->cs;
     struct cs_fwd_config fc = {0};
@@ -339,7 +339,6 @@ static int start_forward(struct put_op *op, int64_t len)
         pthread_mutex_unlock(&op->mu);
         LOG_WARN("put %s: cannot start forwarding to %s: %s", op->hex, op->down[0], cm_errname(rc));
     }
-    return 0;
 }
 
 static int put_start(struct cm_http_req *req, void *data)
@@ -389,14 +388,17 @@ static int put_start(struct cm_http_req *req, void *data)
     atomic_init(&op->refs, 1);
     atomic_fetch_add(&cs->inflight, 1);
     cm_http_req_set_ctx(req, op, put_op_drop);
+    /* The downstream first: its directory and file syncs then run beside ours instead of
+     * after them (a small block arrives whole with its headers). If our copy cannot be
+     * opened, dropping op aborts the forward and the downstream keeps nothing. */
+    if (op->ndown > 0)
+        start_forward(op, len);
     rc = cs_writer_open(cs->store, id, len, &op->w);
     if (rc < 0) {
         atomic_fetch_add(&cs->puts_failed, 1);
         LOG_WARN("put %s: %s", op->hex, cm_strerror(rc));
         return rc;
     }
-    if (op->ndown > 0)
-        return start_forward(op, len);
     return 0;
 }
 

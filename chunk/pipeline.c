@@ -1,10 +1,12 @@
-/* A ring buffer between the thread receiving a block and a thread doing a streamed PUT with
- * cm_http_call; a mutex and one condition variable for both directions. */
+/* A ring buffer between the thread receiving a block and a pool thread doing a streamed PUT
+ * with cm_http_call; a mutex and one condition variable for both directions. */
 #include "chunk/pipeline.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/errors.h"
 #include "common/log.h"
@@ -26,6 +28,7 @@ struct cs_fwd {
     cs_fwd_done_fn done;
     void *ctx;
     struct cs_waitgroup *wg;
+    struct cs_fwd *next; /* in the pool's queue */
 };
 
 int cs_waitgroup_init(struct cs_waitgroup *wg)
@@ -108,9 +111,9 @@ static int upload(void *ctx, char *buf, size_t cap, size_t *n_out)
     return 0;
 }
 
-static void *fwd_thread(void *arg)
+/* One forward, on a pool thread: the streamed PUT, then the answer to the feeding side. */
+static void fwd_run(struct cs_fwd *f)
 {
-    struct cs_fwd *f = arg;
     struct cm_http_response resp = {0};
     struct cm_http_call call = {0};
     struct cs_waitgroup *wg = f->wg;
@@ -134,14 +137,82 @@ static void *fwd_thread(void *arg)
     cm_http_response_clear(&resp);
     fwd_put(f);
     wg_add(wg, -1);
-    return NULL;
+}
+
+/* Forwards run on pooled threads: a thread created for every hop of every block cost more
+ * than a small block's network time. The pool grows when no thread is idle (every forward
+ * has a thread at once: a forward waits on its own upstream only) and shrinks by threads
+ * idle for POOL_IDLE_S. */
+#define POOL_IDLE_S 30
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct cs_fwd *head, *tail; /* forwards waiting for a thread */
+    unsigned queued, idle;
+} pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static void *pool_thread(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&pool.mu);
+    for (;;) {
+        while (pool.head == NULL) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += POOL_IDLE_S;
+            pool.idle++;
+            int rc = pthread_cond_timedwait(&pool.cv, &pool.mu, &ts);
+            pool.idle--;
+            if (rc == ETIMEDOUT && pool.head == NULL) {
+                pthread_mutex_unlock(&pool.mu);
+                return NULL;
+            }
+        }
+        struct cs_fwd *f = pool.head;
+        pool.head = f->next;
+        if (pool.head == NULL)
+            pool.tail = NULL;
+        pool.queued--;
+        pthread_mutex_unlock(&pool.mu);
+        fwd_run(f);
+        pthread_mutex_lock(&pool.mu);
+    }
+}
+
+/* Hands f to an idle thread or a new one. Returns 0 or CM_E_IO (no thread could be made). */
+static int pool_submit(struct cs_fwd *f)
+{
+    pthread_mutex_lock(&pool.mu);
+    if (pool.idle <= pool.queued) {
+        pthread_attr_t attr;
+        pthread_t th;
+        int rc = pthread_attr_init(&attr);
+        if (rc == 0) {
+            pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+            rc = pthread_create(&th, &attr, pool_thread, NULL);
+            pthread_attr_destroy(&attr);
+        }
+        if (rc != 0) {
+            pthread_mutex_unlock(&pool.mu);
+            return CM_E_IO;
+        }
+    }
+    f->next = NULL;
+    if (pool.tail != NULL)
+        pool.tail->next = f;
+    else
+        pool.head = f;
+    pool.tail = f;
+    pool.queued++;
+    pthread_cond_signal(&pool.cv);
+    pthread_mutex_unlock(&pool.mu);
+    return 0;
 }
 
 int cs_fwd_start(const struct cs_fwd_config *cfg, struct cs_fwd **out)
 {
     struct cs_fwd *f;
-    pthread_attr_t attr;
-    pthread_t th;
     int rc = CM_E_NOMEM;
 
     if (cfg == NULL || cfg->http == NULL || cfg->url == NULL || cfg->done == NULL ||
@@ -166,17 +237,12 @@ int cs_fwd_start(const struct cs_fwd_config *cfg, struct cs_fwd **out)
     f->done = cfg->done;
     f->ctx = cfg->ctx;
     f->wg = cfg->wg;
-    rc = CM_E_IO;
-    if (pthread_attr_init(&attr) != 0)
-        goto fail_cond;
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     wg_add(f->wg, 1);
-    if (pthread_create(&th, &attr, fwd_thread, f) != 0) {
+    rc = pool_submit(f);
+    if (rc != 0) {
         wg_add(f->wg, -1);
-        pthread_attr_destroy(&attr);
         goto fail_cond;
     }
-    pthread_attr_destroy(&attr);
     *out = f;
     return 0;
 

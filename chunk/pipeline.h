@@ -1,5 +1,6 @@
 /* One pipeline hop: streams a block being received on to the next chunkserver through a bounded
- * buffer, on a thread of its own. Never touches the store; never holds more than the buffer. */
+ * buffer, on a pooled thread of its own while it runs. Never touches the store; never holds more
+ * than the buffer. */
 #ifndef DFS_CHUNK_PIPELINE_H
 #define DFS_CHUNK_PIPELINE_H
 
@@ -43,8 +44,8 @@ struct cs_fwd_config {
 
 struct cs_fwd;
 
-/* Starts the upload thread. Errors: CM_E_INVAL, CM_E_NOMEM, CM_E_IO (no thread); done is then
- * never called. Release with cs_fwd_release. */
+/* Starts the upload on a pooled thread. Errors: CM_E_INVAL, CM_E_NOMEM, CM_E_IO (no thread); done
+ * is then never called. Release with cs_fwd_release. */
 int cs_fwd_start(const struct cs_fwd_config *cfg, struct cs_fwd **out);
 /* Queues bytes for the downstream, waiting while the buffer is full. Returns 0, or once the
  * transfer has ended early, its error (the bytes are dropped; later pushes fail the same way). */

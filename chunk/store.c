@@ -1,4 +1,5 @@
-/* Block files: blocks/<id[14..15]>/<id[12..13]>/<id>.blk holding the data, one little-endian
+/* Block files: blocks/<id[10..11]>/<id[12..13]>/<id>.blk (format 2; format 1 stores keep
+ * blocks/<id[14..15]>/<id[12..13]>/) holding the data, one little-endian
  * CRC32C per 64 KiB chunk and a 32-byte footer; written as <id>.tmp.<n> beside it, synced,
  * renamed and the directory synced. The table and the change log live behind one mutex;
  * a block's commits and deletes are serialized by a lock striped by block id, so that a rename
@@ -30,7 +31,7 @@
 #define FORMAT_TMP     "FORMAT.tmp"
 #define LOCK_FILE      "LOCK"
 #define BLOCKS_DIR     "blocks"
-#define FORMAT_VERSION 1
+#define FORMAT_VERSION 2 /* what new stores get; 1 is still read */
 #define FOOTER_BYTES   32
 #define FOOTER_MAGIC   "DFSBLK\0\1"
 #define BLK_SUFFIX     ".blk"
@@ -49,6 +50,7 @@ struct cs_store {
     int lock_fd;
     uint64_t block_size;
     char storage_id[CS_STORAGE_ID_HEX + 1];
+    unsigned version; /* the store's format: where block files live */
     void (*on_corrupt)(void *ctx, uint64_t id);
     void *ctx;
     pthread_mutex_t mu; /* table, changes, used, ncorrupt */
@@ -223,20 +225,28 @@ void cs_block_id_format(uint64_t id, char out[CS_BLOCK_ID_HEX + 1])
     snprintf(out, CS_BLOCK_ID_HEX + 1, "%016" PRIx64, id);
 }
 
-/* "blocks/<id[14..15]>/<id[12..13]>": the lowest byte first, so consecutive ids spread. */
-static void block_dir(uint64_t id, char *out, size_t cap)
+/* The hex digits naming a block's first-level directory. Format 1 used the lowest byte, so
+ * that every one of the first 65,536 blocks created a directory (and synced its parent).
+ * Format 2 uses the third byte: consecutive ids share a directory, one is created per 256
+ * ids, and a directory holds 256 blocks of every 2^24 ids. */
+static int first_digits(const struct cs_store *s)
+{
+    return s->version == 1 ? 14 : 10;
+}
+
+static void block_dir(const struct cs_store *s, uint64_t id, char *out, size_t cap)
 {
     char hex[CS_BLOCK_ID_HEX + 1];
 
     cs_block_id_format(id, hex);
-    snprintf(out, cap, BLOCKS_DIR "/%.2s/%.2s", hex + 14, hex + 12);
+    snprintf(out, cap, BLOCKS_DIR "/%.2s/%.2s", hex + first_digits(s), hex + 12);
 }
 
-static void block_path(uint64_t id, char *out, size_t cap)
+static void block_path(const struct cs_store *s, uint64_t id, char *out, size_t cap)
 {
     char dir[DIR_PATH_MAX], hex[CS_BLOCK_ID_HEX + 1];
 
-    block_dir(id, dir, sizeof(dir));
+    block_dir(s, id, dir, sizeof(dir));
     cs_block_id_format(id, hex);
     snprintf(out, cap, "%s/%s" BLK_SUFFIX, dir, hex);
 }
@@ -373,10 +383,12 @@ static int read_format(struct cs_store *s)
         LOG_ERROR("store: %s is not a dfs chunkserver format file", FORMAT_FILE);
         return CM_E_STORE;
     }
-    if (version != FORMAT_VERSION) {
-        LOG_ERROR("store: format version %u, this chunkserver reads %d", version, FORMAT_VERSION);
+    if (version < 1 || version > FORMAT_VERSION) {
+        LOG_ERROR("store: format version %u, this chunkserver reads 1 to %d", version,
+                  FORMAT_VERSION);
         return CM_E_STORE;
     }
+    s->version = version;
     p = strstr(buf, "\nstorage_id ");
     if (p == NULL || strspn(p + 12, "0123456789abcdef") != CS_STORAGE_ID_HEX) {
         LOG_ERROR("store: %s has no valid storage_id", FORMAT_FILE);
@@ -398,6 +410,7 @@ static int create_format(struct cs_store *s)
         return CM_E_IO;
     for (size_t i = 0; i < sizeof(rnd); i++)
         snprintf(s->storage_id + 2 * i, 3, "%02x", rnd[i]);
+    s->version = FORMAT_VERSION;
     len = snprintf(text, sizeof(text), "dfs-chunkserver-store %d\nstorage_id %s\n", FORMAT_VERSION,
                    s->storage_id);
     if (mkdirat(s->root_fd, BLOCKS_DIR, 0755) < 0 && errno != EEXIST)
@@ -448,7 +461,7 @@ static int scan_file(struct cs_store *s, const char *rel, const char *d1, const 
     hex[CS_BLOCK_ID_HEX] = '\0';
     if (strlen(name) != CS_BLOCK_ID_HEX + strlen(BLK_SUFFIX) ||
         strcmp(name + CS_BLOCK_ID_HEX, BLK_SUFFIX) != 0 || cs_block_id_parse(hex, &id) < 0 ||
-        memcmp(hex + 14, d1, 2) != 0 || memcmp(hex + 12, d2, 2) != 0) {
+        memcmp(hex + first_digits(s), d1, 2) != 0 || memcmp(hex + 12, d2, 2) != 0) {
         r->unknown++;
         LOG_WARN("store: unknown file %s left alone", path);
         return 0;
@@ -683,8 +696,8 @@ int cs_writer_open(struct cs_store *s, uint64_t id, int64_t len_hint, struct cs_
     rc = CM_E_NOMEM;
     if (w->chunks == NULL)
         goto fail;
-    block_dir(id, w->dir, sizeof(w->dir));
-    block_path(id, w->final, sizeof(w->final));
+    block_dir(s, id, w->dir, sizeof(w->dir));
+    block_path(s, id, w->final, sizeof(w->final));
     cs_block_id_format(id, hex);
     rc = ensure_dirs(s, w->dir);
     if (rc < 0)
@@ -780,7 +793,7 @@ static int same_block(struct cs_store *s, uint64_t id, const struct cs_writer *w
     size_t n;
     int fd, rc;
 
-    block_path(id, path, sizeof(path));
+    block_path(s, id, path, sizeof(path));
     fd = openat(s->root_fd, path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return errno_code(errno);
@@ -935,7 +948,7 @@ int cs_reader_open(struct cs_store *s, uint64_t id, struct cs_reader **out)
         return CM_E_NOMEM;
     r->s = s;
     r->id = id;
-    block_path(id, path, sizeof(path));
+    block_path(s, id, path, sizeof(path));
     r->fd = openat(s->root_fd, path, O_RDONLY | O_CLOEXEC);
     if (r->fd < 0) {
         rc = errno_code(errno);
@@ -1107,7 +1120,7 @@ int cs_store_delete(struct cs_store *s, uint64_t id)
     char path[REL_PATH_MAX];
     int rc = 0;
 
-    block_path(id, path, sizeof(path));
+    block_path(s, id, path, sizeof(path));
     pthread_mutex_lock(commit_mu_of(s, id));
     pthread_mutex_lock(&s->mu);
     if (blkmap_get(&s->table, id) == NULL)

@@ -297,6 +297,56 @@ Test(store, second_open_is_busy_and_foreign_format_refused)
     cr_assert_eq(cs_store_open(&cfg, &s2, NULL), CM_E_STORE);
 }
 
+static void expect_file(const char *rel, size_t len)
+{
+    char path[512];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, rel);
+    cr_assert_eq(stat(path, &st), 0, "%s", path);
+    cr_assert_eq((uint64_t)st.st_size, len + CS_TRAILER_BYTES((len + 65535) / 65536));
+}
+
+/* New stores are format 2: blocks/<id[10..11]>/<id[12..13]>/, so consecutive ids share a
+ * directory. A format 1 store (blocks/<id[14..15]>/<id[12..13]>/) keeps its layout. */
+Test(store, format_2_layout_and_format_1_still_read)
+{
+    struct cs_store *s = open_store(NULL);
+    struct cs_scan_result scan;
+    char data[3000], path[512], text[256], line[64];
+    FILE *f;
+
+    th_random(data, sizeof(data), 9);
+    put_block(s, 0x1234501, data, 1000);
+    put_block(s, 0x1234502, data, 2000);
+    expect_file("blocks/23/45/0000000001234501.blk", 1000);
+    expect_file("blocks/23/45/0000000001234502.blk", 2000);
+    snprintf(text, sizeof(text), "dfs-chunkserver-store 1\nstorage_id %s\n", cs_store_id(s));
+    cs_store_close(s);
+    snprintf(path, sizeof(path), "%s/FORMAT", dir);
+    f = fopen(path, "r");
+    cr_assert_not_null(f);
+    cr_assert_not_null(fgets(line, sizeof(line), f));
+    fclose(f);
+    cr_assert_str_eq(line, "dfs-chunkserver-store 2\n");
+
+    /* The same directory as a format 1 store: its (format 2) files are not where format 1
+     * looks, so the scan leaves them alone; blocks written now go to format 1 places. */
+    f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+    s = open_store(&scan);
+    cr_assert_eq(scan.blocks, 0);
+    cr_assert_eq(scan.unknown, 2);
+    put_block(s, 0x1234503, data, 3000);
+    expect_file("blocks/03/45/0000000001234503.blk", 3000);
+    cs_store_close(s);
+    s = open_store(&scan);
+    cr_assert_eq(scan.blocks, 1);
+    expect_read(s, 0x1234503, data, 3000);
+    cs_store_close(s);
+}
+
 Test(store, storage_id_survives_restart)
 {
     struct cs_store *s = open_store(NULL);
