@@ -113,10 +113,8 @@ Test(cs_repair, corrupt_copy_is_replaced_then_deleted, .timeout = 120)
     wait_copies(&c, block, data, (bool[N_CS]){true, true, true, false}, NULL, "written");
 
     /* One byte flipped in chunkserver 1's block file. */
-    char path[512], hex[17];
-    snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)block);
-    snprintf(path, sizeof(path), "%s/blocks/%.2s/%.2s/%s.blk", c.cs[1].dir, hex + 14, hex + 12,
-             hex);
+    char path[512];
+    tc_cs_block_path(&c, 1, block, path, sizeof(path));
     FILE *f = fopen(path, "r+b");
     cr_assert_not_null(f, "no block file %s", path);
     cr_assert_eq(fseek(f, 1000, SEEK_SET), 0);

@@ -409,12 +409,37 @@ void th_random(void *buf, size_t len, uint32_t seed)
     }
 }
 
+/* nftw has no context argument: the search's state, for one search at a time. */
+static struct {
+    const char *name;
+    char *out;
+    size_t cap;
+    int found;
+} block_search;
+
+static int find_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    if (flag == FTW_F && strcmp(path + ftw->base, block_search.name) == 0 &&
+        block_search.found++ == 0)
+        snprintf(block_search.out, block_search.cap, "%s", path);
+    return 0;
+}
+
 void th_block_path(const char *dir, uint64_t id, char *out, size_t cap)
 {
-    char hex[CS_BLOCK_ID_HEX + 1];
+    char hex[CS_BLOCK_ID_HEX + 1], name[CS_BLOCK_ID_HEX + 8], top[512];
 
     cs_block_id_format(id, hex);
-    snprintf(out, cap, "%s/blocks/%.2s/%.2s/%s.blk", dir, hex + 14, hex + 12, hex);
+    snprintf(name, sizeof(name), "%s.blk", hex);
+    snprintf(top, sizeof(top), "%s/blocks", dir);
+    block_search.name = name;
+    block_search.out = out;
+    block_search.cap = cap;
+    block_search.found = 0;
+    nftw(top, find_one, 16, FTW_PHYS);
+    cr_assert_eq(block_search.found, 1, "%d files named %s under %s", block_search.found, name,
+                 top);
 }
 
 bool th_exists(const char *path)

@@ -93,7 +93,8 @@ cJSON *th_json_get(const char *addr, const char *path);
 /* ---- misc ---- */
 
 void th_random(void *buf, size_t len, uint32_t seed);
-/* The path of block id's file under dir. */
+/* The path of block id's file: the one file named <16 hex digits>.blk anywhere under
+ * dir/blocks, whatever the store's fan-out (fails the test unless there is exactly one). */
 void th_block_path(const char *dir, uint64_t id, char *out, size_t cap);
 bool th_exists(const char *path);
 /* Number of files whose name contains ".tmp." under dir. */
