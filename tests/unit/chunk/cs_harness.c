@@ -111,6 +111,10 @@ static int fm_report(struct cm_http_req *req, void *data)
         cJSON_Delete(m->report);
         m->report = m->partial;
         m->partial = cJSON_CreateArray();
+        if (m->reports < FM_REPORT_TIMES) {
+            m->report_ms[m->reports] = th_now_ms();
+            m->heartbeats_at_report[m->reports] = m->heartbeats;
+        }
         m->reports++;
     }
     pthread_mutex_unlock(&m->mu);
@@ -249,6 +253,8 @@ void th_cs_start(struct th_cs *c, const char *dir, const struct th_opts *o)
     cfg.scrub_rate = o->scrub_rate;
     cfg.scrub_pause_ms = o->scrub_pause_ms;
     cfg.heartbeat_ms = o->heartbeat_ms ? o->heartbeat_ms : 100;
+    if (o->report_interval_s > 0)
+        cfg.report_interval_s = o->report_interval_s;
     cfg.threads = 4;
     cfg.pipeline_timeout_ms = 10000;
     cfg.master_timeout_ms = 2000;

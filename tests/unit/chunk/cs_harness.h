@@ -14,7 +14,8 @@
 #include "common/http_client.h"
 #include "common/http_server.h"
 
-#define TH_WAIT_MS 20000 /* upper bound for anything awaited; only reached when a test fails */
+#define TH_WAIT_MS      20000 /* upper bound for anything awaited; only reached when a test fails */
+#define FM_REPORT_TIMES 64    /* completed reports whose arrival time the fake master keeps */
 
 /* ---- fake master ---- */
 
@@ -24,6 +25,8 @@ struct fake_master {
     char addr[32];
     pthread_mutex_t mu; /* everything below */
     unsigned registers, heartbeats, report_parts, reports;
+    uint64_t report_ms[FM_REPORT_TIMES]; /* th_now_ms() when report i's last part arrived */
+    unsigned heartbeats_at_report[FM_REPORT_TIMES]; /* heartbeats answered by then */
     uint64_t next_cs_id;
     int heartbeat_error;   /* answer heartbeats with this error (0: normal) */
     int heartbeat_error_n; /* ... this many times */
@@ -60,13 +63,14 @@ struct th_cs {
 
 /* Options for th_cs_start; zero means a test default. */
 struct th_opts {
-    const char *masters;     /* NULL: no master link */
-    uint64_t block_size;     /* 0: 1 MiB */
-    uint64_t scrub_rate;     /* 0: scrubbing off */
-    uint32_t scrub_pause_ms; /* */
-    uint32_t heartbeat_ms;   /* 0: 100 */
-    uint16_t port;           /* 0: any (a restart passes the old one) */
-    const char *secret;      /* cluster secret; NULL: none */
+    const char *masters;        /* NULL: no master link */
+    uint64_t block_size;        /* 0: 1 MiB */
+    uint64_t scrub_rate;        /* 0: scrubbing off */
+    uint32_t scrub_pause_ms;    /* */
+    uint32_t heartbeat_ms;      /* 0: 100 */
+    uint32_t report_interval_s; /* full report period; 0: the daemon's default (an hour) */
+    uint16_t port;              /* 0: any (a restart passes the old one) */
+    const char *secret;         /* cluster secret; NULL: none */
 };
 
 /* A new temporary directory (caller frees the string; th_rmrf removes the tree). */
