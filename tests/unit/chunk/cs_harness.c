@@ -400,6 +400,55 @@ cJSON *th_json_get(const char *addr, const char *path)
     return j;
 }
 
+char *th_metrics(const char *addr)
+{
+    struct cm_http_response resp = {0};
+    struct cm_http_call call = {0};
+    char url[256], *text;
+    int rc;
+
+    snprintf(url, sizeof(url), "http://%s%s", addr, CS_PATH_METRICS);
+    call.url = url;
+    call.flags = CM_HTTP_CALL_RAW;
+    rc = cm_http_call(th_http(), &call, &resp);
+    cr_assert_eq(rc, 0, "GET %s: %s", url, cm_errname(rc));
+    cr_assert_not_null(resp.body, "GET %s: empty answer", url);
+    text = resp.body;
+    resp.body = NULL;
+    cm_http_response_clear(&resp);
+    return text;
+}
+
+uint64_t th_metric_of(const char *text, const char *name)
+{
+    size_t len = strlen(name);
+
+    for (const char *line = text; *line != '\0';) {
+        const char *end = strchr(line, '\n');
+        if (strncmp(line, name, len) == 0 && line[len] == ' ') {
+            char *stop;
+            unsigned long long v = strtoull(line + len + 1, &stop, 10);
+            cr_assert(stop > line + len + 1 && (*stop == '\n' || *stop == '\0'),
+                      "metric %s: value is not an unsigned integer", name);
+            return v;
+        }
+        if (end == NULL)
+            break;
+        line = end + 1;
+    }
+    cr_assert_fail("no metric %s in:\n%s", name, text);
+    return 0;
+}
+
+uint64_t th_metric(const char *addr, const char *name)
+{
+    char *text = th_metrics(addr);
+    uint64_t v = th_metric_of(text, name);
+
+    free(text);
+    return v;
+}
+
 /* ---- misc ---- */
 
 void th_random(void *buf, size_t len, uint32_t seed)

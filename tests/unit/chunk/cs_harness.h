@@ -93,6 +93,13 @@ int th_get(const char *addr, uint64_t id, const char *range, char **data, size_t
 /* Any request to a raw path ("/blocks/xyz"); returns the HTTP status. */
 int th_status_of(const char *method, const char *addr, const char *path);
 cJSON *th_json_get(const char *addr, const char *path);
+/* GET /metrics of addr: the Prometheus text (caller frees); fails the test on an error. */
+char *th_metrics(const char *addr);
+/* The value of the sample name (no labels) in a /metrics text; fails the test when the text has
+ * no such line or its value is not an unsigned integer. */
+uint64_t th_metric_of(const char *text, const char *name);
+/* th_metric_of on a fresh th_metrics(addr). */
+uint64_t th_metric(const char *addr, const char *name);
 
 /* ---- misc ---- */
 
