@@ -1,7 +1,7 @@
 /* The chunkserver's data path with three chunkservers and a fake master in the test process:
- * pipelined writes of every edge size land byte-identical on all three, ranges, checksum
- * failures reach the master, a dead downstream is reported, bad ids, /metrics and a full
- * disk. */
+ * pipelined writes of every edge size land byte-identical on all three, each hop forwards
+ * while its body still arrives, ranges, checksum failures reach the master, a dead downstream
+ * is reported, bad ids, /metrics and a full disk. */
 #include <criterion/criterion.h>
 
 #include <arpa/inet.h>
@@ -684,6 +684,120 @@ Test(pipeline, metrics_name_every_figure_and_follow_puts_gets_and_deletes)
         cr_assert(th_wait(heartbeats_above, &h), "cs%d: heartbeats_total stays at %llu", i,
                   (unsigned long long)h.n);
     }
+    free(data);
+}
+
+/* ---- streaming: each hop forwards while its own body is still arriving ---- */
+
+static void write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        cr_assert_gt(n, 0, "write: %s", strerror(errno));
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Sends part of a body as-is, or as one chunk of a chunked body. */
+static void send_part(int fd, const char *data, size_t len, bool chunked)
+{
+    char head[32];
+
+    if (chunked) {
+        int n = snprintf(head, sizeof(head), "%zx\r\n", len);
+        write_all(fd, head, (size_t)n);
+    }
+    write_all(fd, data, len);
+    if (chunked)
+        write_all(fd, "\r\n", 2);
+}
+
+#define STREAM_WAIT_MS 10000 /* for the first part's bytes to reach the last hop */
+
+/* A PUT of len bytes to cs0 with pipeline cs1, cs2 on a raw socket: the headers and the first
+ * part of the body, then, once cs1 and cs2 have received bytes of it (the rest of the body not
+ * sent yet, so neither can have all of it), the rest. A store-then-forward hop would leave its
+ * downstream at 0 bytes received until the whole body arrived. */
+static void put_in_two_parts(uint64_t id, const char *data, size_t len, size_t first, bool chunked)
+{
+    struct sockaddr_in sa = {0};
+    char req[1024], ans[4096] = "", hex[CS_BLOCK_ID_HEX + 1], want[256];
+    uint64_t r0[3], r[3] = {0}, deadline;
+    size_t got = 0;
+    ssize_t n;
+    cJSON *j;
+    int fd, hlen;
+
+    for (int i = 0; i < 3; i++)
+        r0[i] = th_metric(cs[i].addr, "dfs_cs_bytes_received_total");
+    cs_block_id_format(id, hex);
+    if (chunked)
+        hlen = snprintf(req, sizeof(req),
+                        "PUT /blocks/%s?" CS_QUERY_PIPELINE "=%s HTTP/1.1\r\nHost: x\r\n"
+                        "Connection: close\r\nTransfer-Encoding: chunked\r\n\r\n",
+                        hex, pipe_of(1));
+    else
+        hlen = snprintf(req, sizeof(req),
+                        "PUT /blocks/%s?" CS_QUERY_PIPELINE "=%s HTTP/1.1\r\nHost: x\r\n"
+                        "Connection: close\r\nContent-Length: %zu\r\n\r\n",
+                        hex, pipe_of(1), len);
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(cs[0].port);
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    write_all(fd, req, (size_t)hlen);
+    send_part(fd, data, first, chunked);
+
+    deadline = th_now_ms() + STREAM_WAIT_MS;
+    for (;;) {
+        for (int i = 1; i < 3; i++)
+            r[i] = th_metric(cs[i].addr, "dfs_cs_bytes_received_total") - r0[i];
+        if (r[1] > 0 && r[2] > 0)
+            break;
+        cr_assert_lt(th_now_ms(), deadline,
+                     "%s PUT: %zu of %zu bytes sent to cs0, and after %d ms cs1 received %llu, "
+                     "cs2 %llu: a hop waits for its whole body before forwarding",
+                     chunked ? "chunked" : "sized", first, len, STREAM_WAIT_MS,
+                     (unsigned long long)r[1], (unsigned long long)r[2]);
+        th_sleep_ms(10);
+    }
+    for (int i = 0; i < 3; i++) {
+        uint64_t had = th_metric(cs[i].addr, "dfs_cs_bytes_received_total") - r0[i];
+        cr_assert_leq(had, first, "cs%d received %llu bytes of the %zu sent", i,
+                      (unsigned long long)had, first);
+    }
+
+    send_part(fd, data + first, len - first, chunked);
+    if (chunked)
+        write_all(fd, "0\r\n\r\n", 5);
+    while ((n = read(fd, ans + got, sizeof(ans) - 1 - got)) > 0)
+        got += (size_t)n;
+    close(fd);
+    ans[got] = '\0';
+    cr_assert(strncmp(ans, "HTTP/1.1 200", 12) == 0, "%s", ans);
+    cr_assert_not_null(strstr(ans, "\r\n\r\n"));
+    j = cJSON_Parse(strstr(ans, "\r\n\r\n") + 4);
+    snprintf(want, sizeof(want), "%s,%s,%s", cs[0].addr, cs[1].addr, cs[2].addr);
+    cr_assert_str_eq(th_replicas(j), want);
+    cJSON_Delete(j);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(th_metric(cs[i].addr, "dfs_cs_bytes_received_total") - r0[i], len);
+    expect_block_everywhere(id, data, len);
+}
+
+Test(pipeline, each_hop_forwards_while_its_body_arrives)
+{
+    const size_t len = BS - 1000, first = 384 * 1024;
+    char *data = malloc(len);
+
+    th_random(data, len, 18);
+    put_in_two_parts(0x5100, data, len, first, false);
+    th_random(data, len, 19);
+    put_in_two_parts(0x5101, data, len, first, true);
     free(data);
 }
 
