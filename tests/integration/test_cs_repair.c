@@ -1,6 +1,7 @@
 /* Three masters and four real dfs-chunkservers: a copy found damaged is replaced from a sound
- * one and then deleted, and a surplus copy (a chunkserver back after its blocks were copied
- * elsewhere) is deleted, keeping three. */
+ * one and then deleted; the blocks of a chunkserver killed with -9 are copied elsewhere within
+ * the window its dead timeout promises, and once it is back its surplus copy is deleted,
+ * keeping three. */
 #include <criterion/criterion.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,12 +13,36 @@
 #include "common/errors.h"
 #include "common/json.h"
 
-#define T_LEADER_MS 10000
-#define T_REPAIR_MS 30000
-#define MASTER_ARGS "--cs-dead-timeout-s 2"
-#define CS_ARGS     "--heartbeat-ms 200"
-#define N_CS        4
-#define BLOCK_LEN   (64 * 1024)
+#define STR_(x) #x
+#define STR(x)  STR_(x)
+
+#define T_LEADER_MS  10000
+#define T_REPAIR_MS  30000 /* for what no configured window bounds */
+#define DEAD_S       2     /* the masters' --cs-dead-timeout-s */
+#define HEARTBEAT_MS 200   /* the chunkservers' --heartbeat-ms */
+#define MASTER_ARGS  "--cs-dead-timeout-s " STR(DEAD_S)
+#define CS_ARGS      "--heartbeat-ms " STR(HEARTBEAT_MS)
+#define N_CS         4
+#define BLOCK_LEN    (64 * 1024)
+
+/* The window in which a kill -9'd chunkserver's blocks are back at three live copies, counted
+ * from the kill, as master/cs_registry.c and master/cs_api.c promise it:
+ *  - DEAD_S: the leader counts a chunkserver alive while its last heartbeat is at most the dead
+ *    timeout old (alive()); that heartbeat came before the kill, so by DEAD_S after the kill
+ *    its copies no longer count.
+ *  - HEARTBEAT_MS: there is no repair timer; replicate commands ride on the answer to a
+ *    heartbeat of a chunkserver holding the block (h_heartbeat -> add_replicate ->
+ *    cs_replicate), and a surviving holder heartbeats every HEARTBEAT_MS. cs_replicate's other
+ *    condition (a leadership one dead timeout old, every live chunkserver reported) already
+ *    holds: the leader was elected before the chunkservers started.
+ *  - 1500 ms margin: that heartbeat's own round trip (the leader sorts the holder's copies on
+ *    its loop thread), the 64 KiB copy to the target with its file and directory fsyncs, and
+ *    this test's 100 ms polling, on a shared 2-core machine under ASan. Measured: the copy
+ *    is there 1.95-2.0 s after the kill (the last heartbeat came up to a period before it),
+ *    idle or with three of these tests running side by side.
+ * A repair that waited for anything else (the 30 s command retry, a later health walk, a full
+ * report) misses it. */
+#define KILL_REPAIR_MS (DEAD_S * 1000 + HEARTBEAT_MS + 1500)
 
 static void start_cluster(struct tc_cluster *c, uint64_t ids[N_CS])
 {
@@ -80,11 +105,12 @@ static int get_block(struct tc_cluster *c, int k, uint64_t block, const uint8_t 
 }
 
 /* Waits until the block reads back sound from exactly the chunkservers in `has` (the others
- * answer NOT_FOUND); chunkservers with skip set are not asked. */
-static void wait_copies(struct tc_cluster *c, uint64_t block, const uint8_t *data,
-                        const bool has[N_CS], const bool skip[N_CS], const char *what)
+ * answer NOT_FOUND); chunkservers with skip set are not asked. Fails the test once deadline
+ * (tc_now_ms) has passed; returns the time it saw them. */
+static uint64_t wait_copies(struct tc_cluster *c, uint64_t block, const uint8_t *data,
+                            const bool has[N_CS], const bool skip[N_CS], const char *what,
+                            uint64_t deadline)
 {
-    uint64_t deadline = tc_now_ms() + T_REPAIR_MS;
     for (;;) {
         bool ok = true;
         int rc[N_CS] = {0};
@@ -94,9 +120,10 @@ static void wait_copies(struct tc_cluster *c, uint64_t block, const uint8_t *dat
             rc[k] = get_block(c, k, block, data, BLOCK_LEN);
             ok &= has[k] ? rc[k] == 0 : rc[k] == CM_E_NOENT;
         }
+        uint64_t now = tc_now_ms();
         if (ok)
-            return;
-        cr_assert_lt(tc_now_ms(), deadline, "%s: GET results %s %s %s %s", what, cm_strerror(rc[0]),
+            return now;
+        cr_assert_lt(now, deadline, "%s: GET results %s %s %s %s", what, cm_strerror(rc[0]),
                      cm_strerror(rc[1]), cm_strerror(rc[2]), cm_strerror(rc[3]));
         usleep(100 * 1000);
     }
@@ -110,7 +137,8 @@ Test(cs_repair, corrupt_copy_is_replaced_then_deleted, .timeout = 120)
     fill(data, sizeof(data), 1);
     start_cluster(&c, ids);
     uint64_t block = tc_write_block_file(&c, 7, &seq, "f", ids, data, BLOCK_LEN);
-    wait_copies(&c, block, data, (bool[N_CS]){true, true, true, false}, NULL, "written");
+    wait_copies(&c, block, data, (bool[N_CS]){true, true, true, false}, NULL, "written",
+                tc_now_ms() + T_REPAIR_MS);
 
     /* One byte flipped in chunkserver 1's block file. */
     char path[512];
@@ -126,7 +154,8 @@ Test(cs_repair, corrupt_copy_is_replaced_then_deleted, .timeout = 120)
     cr_assert_eq(get_block(&c, 1, block, data, BLOCK_LEN), CM_E_CORRUPT);
 
     /* Copied from a sound replica to chunkserver 3, and the damaged copy deleted. */
-    wait_copies(&c, block, data, (bool[N_CS]){true, false, true, true}, NULL, "repaired");
+    wait_copies(&c, block, data, (bool[N_CS]){true, false, true, true}, NULL, "repaired",
+                tc_now_ms() + T_REPAIR_MS);
     tc_destroy(&c);
 }
 
@@ -142,20 +171,30 @@ Test(cs_repair, surplus_copy_of_returning_chunkserver_is_deleted, .timeout = 120
      * so of four sound copies its copy is the one not kept. */
     cr_assert_eq(put_block(&c, 0, UINT64_C(0x7fffffffffff0001), "", extra, sizeof(extra), NULL), 0);
     uint64_t block = tc_write_block_file(&c, 7, &seq, "f", ids, data, BLOCK_LEN);
-    wait_copies(&c, block, data, (bool[N_CS]){true, true, true, false}, NULL, "written");
+    wait_copies(&c, block, data, (bool[N_CS]){true, true, true, false}, NULL, "written",
+                tc_now_ms() + T_REPAIR_MS);
 
-    /* kill -9 chunkserver 0: the block gets a third live copy on chunkserver 3. */
+    /* kill -9 chunkserver 0: the block gets a third live copy on chunkserver 3 within
+     * KILL_REPAIR_MS, and not while chunkserver 0 still counts as alive: its last heartbeat
+     * reached the leader at most a heartbeat period and a round trip before the kill, so not
+     * before half the dead timeout (which leaves 800 ms for that round trip). */
+    uint64_t killed = tc_now_ms();
     tc_cs_kill(&c, 0);
-    wait_copies(&c, block, data, (bool[N_CS]){false, true, true, true},
-                (bool[N_CS]){true, false, false, false}, "re-replicated");
+    uint64_t seen = wait_copies(&c, block, data, (bool[N_CS]){false, true, true, true},
+                                (bool[N_CS]){true, false, false, false}, "re-replicated",
+                                killed + KILL_REPAIR_MS);
+    cr_assert_geq(seen - killed, DEAD_S * 1000 / 2, "copied %llu ms after the kill",
+                  (unsigned long long)(seen - killed));
 
     /* Back with its old copy: four sound copies, the surplus one on chunkserver 0 goes. */
     tc_cs_start(&c, 0, 0, CS_ARGS);
-    wait_copies(&c, block, data, (bool[N_CS]){false, true, true, true}, NULL, "surplus deleted");
+    wait_copies(&c, block, data, (bool[N_CS]){false, true, true, true}, NULL, "surplus deleted",
+                tc_now_ms() + T_REPAIR_MS);
     /* And stays gone while the other three remain. */
     uint64_t until = tc_now_ms() + 1500;
     while (tc_now_ms() < until) {
-        wait_copies(&c, block, data, (bool[N_CS]){false, true, true, true}, NULL, "steady");
+        wait_copies(&c, block, data, (bool[N_CS]){false, true, true, true}, NULL, "steady",
+                    tc_now_ms() + T_REPAIR_MS);
         usleep(200 * 1000);
     }
     tc_destroy(&c);
