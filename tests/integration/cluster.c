@@ -578,6 +578,32 @@ void tc_cs_block_path(struct tc_cluster *c, int k, uint64_t block, char *out, si
                  top);
 }
 
+uint64_t tc_cs_metric(struct tc_cluster *c, int k, const char *name)
+{
+    char url[128];
+    size_t len = strlen(name);
+    struct cm_http_response r = {0};
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics", c->cs[k].port);
+    struct cm_http_call call = {.url = url, .flags = CM_HTTP_CALL_RAW};
+    int rc = cm_http_call(c->http, &call, &r);
+    cr_assert_eq(rc, 0, "GET %s: %s", url, cm_strerror(rc));
+    for (const char *line = r.body; line != NULL && *line != '\0';) {
+        if (strncmp(line, name, len) == 0 && line[len] == ' ') {
+            char *end;
+            unsigned long long v = strtoull(line + len + 1, &end, 10);
+            cr_assert(end > line + len + 1 && (*end == '\n' || *end == '\0'),
+                      "%s on chunkserver %d: not an unsigned integer", name, k);
+            cm_http_response_clear(&r);
+            return v;
+        }
+        line = strchr(line, '\n');
+        line = line != NULL ? line + 1 : NULL;
+    }
+    cr_assert_fail("no %s in chunkserver %d's metrics", name, k);
+    return 0;
+}
+
 int tc_sh(const char *fmt, ...)
 {
     char body[4096], cmd[4300];

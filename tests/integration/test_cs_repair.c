@@ -1,7 +1,7 @@
-/* Three masters and four real dfs-chunkservers: a copy found damaged is replaced from a sound
- * one and then deleted; the blocks of a chunkserver killed with -9 are copied elsewhere within
- * the window its dead timeout promises, and once it is back its surplus copy is deleted,
- * keeping three. */
+/* Three masters and four real dfs-chunkservers: a copy found damaged (by a read, or by the
+ * scrubber when nobody reads it) is replaced from a sound one and then deleted; the blocks of a
+ * chunkserver killed with -9 are copied elsewhere within the window its dead timeout promises,
+ * and once it is back its surplus copy is deleted, keeping three. */
 #include <criterion/criterion.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,8 +22,10 @@
 #define HEARTBEAT_MS 200   /* the chunkservers' --heartbeat-ms */
 #define MASTER_ARGS  "--cs-dead-timeout-s " STR(DEAD_S)
 #define CS_ARGS      "--heartbeat-ms " STR(HEARTBEAT_MS)
-#define N_CS         4
-#define BLOCK_LEN    (64 * 1024)
+/* Scrubbing at 16 MB/s with a pass every second (the default is a pass an hour). */
+#define SCRUB_ARGS CS_ARGS " --scrub-rate 16M --scrub-pause-s 1"
+#define N_CS       4
+#define BLOCK_LEN  (64 * 1024)
 
 /* The window in which a kill -9'd chunkserver's blocks are back at three live copies, counted
  * from the kill, as master/cs_registry.c and master/cs_api.c promise it:
@@ -33,8 +35,8 @@
  *  - HEARTBEAT_MS: there is no repair timer; replicate commands ride on the answer to a
  *    heartbeat of a chunkserver holding the block (h_heartbeat -> add_replicate ->
  *    cs_replicate), and a surviving holder heartbeats every HEARTBEAT_MS. cs_replicate's other
- *    condition (a leadership one dead timeout old, every live chunkserver reported) already
- *    holds: the leader was elected before the chunkservers started.
+ *    condition (a leadership one dead timeout old, every live chunkserver reported) holds by
+ *    then: the leader was elected, and every chunkserver reported, before the kill.
  *  - 1500 ms margin: that heartbeat's own round trip (the leader sorts the holder's copies on
  *    its loop thread), the 64 KiB copy to the target with its file and directory fsyncs, and
  *    this test's 100 ms polling, on a shared 2-core machine under ASan. Measured: the copy
@@ -44,13 +46,13 @@
  * report) misses it. */
 #define KILL_REPAIR_MS (DEAD_S * 1000 + HEARTBEAT_MS + 1500)
 
-static void start_cluster(struct tc_cluster *c, uint64_t ids[N_CS])
+static void start_cluster(struct tc_cluster *c, uint64_t ids[N_CS], const char *cs_args)
 {
     tc_init(c, 3, MASTER_ARGS);
     tc_start_all(c);
     cr_assert_geq(tc_wait_leader(c, T_LEADER_MS), 0, "no leader");
     for (int k = 0; k < N_CS; k++)
-        tc_cs_start(c, k, 0, CS_ARGS);
+        tc_cs_start(c, k, 0, cs_args);
     tc_wait_cs_alive(c, N_CS, ids, T_REPAIR_MS);
 }
 
@@ -129,31 +131,82 @@ static uint64_t wait_copies(struct tc_cluster *c, uint64_t block, const uint8_t 
     }
 }
 
+/* Flips one byte of the data in chunkserver k's file of block. */
+static void flip_byte(struct tc_cluster *c, int k, uint64_t block, long off)
+{
+    char path[512];
+    tc_cs_block_path(c, k, block, path, sizeof(path));
+    FILE *f = fopen(path, "r+b");
+    cr_assert_not_null(f, "no block file %s", path);
+    cr_assert_eq(fseek(f, off, SEEK_SET), 0);
+    int ch = fgetc(f);
+    cr_assert_neq(ch, EOF);
+    cr_assert_eq(fseek(f, off, SEEK_SET), 0);
+    fputc(ch ^ 0x01, f);
+    cr_assert_eq(fclose(f), 0);
+}
+
 Test(cs_repair, corrupt_copy_is_replaced_then_deleted, .timeout = 120)
 {
     struct tc_cluster c;
     uint64_t ids[N_CS], seq = 0;
     static uint8_t data[BLOCK_LEN];
     fill(data, sizeof(data), 1);
-    start_cluster(&c, ids);
+    start_cluster(&c, ids, CS_ARGS);
     uint64_t block = tc_write_block_file(&c, 7, &seq, "f", ids, data, BLOCK_LEN);
     wait_copies(&c, block, data, (bool[N_CS]){true, true, true, false}, NULL, "written",
                 tc_now_ms() + T_REPAIR_MS);
 
-    /* One byte flipped in chunkserver 1's block file. */
-    char path[512];
-    tc_cs_block_path(&c, 1, block, path, sizeof(path));
-    FILE *f = fopen(path, "r+b");
-    cr_assert_not_null(f, "no block file %s", path);
-    cr_assert_eq(fseek(f, 1000, SEEK_SET), 0);
-    int ch = fgetc(f);
-    cr_assert_neq(ch, EOF);
-    cr_assert_eq(fseek(f, 1000, SEEK_SET), 0);
-    fputc(ch ^ 0x01, f);
-    cr_assert_eq(fclose(f), 0);
+    /* One byte flipped in chunkserver 1's block file, and read. */
+    flip_byte(&c, 1, block, 1000);
     cr_assert_eq(get_block(&c, 1, block, data, BLOCK_LEN), CM_E_CORRUPT);
 
     /* Copied from a sound replica to chunkserver 3, and the damaged copy deleted. */
+    wait_copies(&c, block, data, (bool[N_CS]){true, false, true, true}, NULL, "repaired",
+                tc_now_ms() + T_REPAIR_MS);
+    tc_destroy(&c);
+}
+
+Test(cs_repair, scrubber_finds_unread_damage_and_the_copy_is_replaced, .timeout = 120)
+{
+    struct tc_cluster c;
+    uint64_t ids[N_CS], seq = 0;
+    static uint8_t data[BLOCK_LEN];
+    fill(data, sizeof(data), 4);
+    start_cluster(&c, ids, SCRUB_ARGS);
+    /* Stored on chunkservers 0, 1, 2 (the pipeline answered with all three) and never read. */
+    uint64_t block = tc_write_block_file(&c, 7, &seq, "f", ids, data, BLOCK_LEN);
+    uint64_t gets = tc_cs_metric(&c, 1, "dfs_cs_gets_total");
+    uint64_t get_errors = tc_cs_metric(&c, 1, "dfs_cs_get_errors_total");
+    cr_assert_eq(tc_cs_metric(&c, 1, "dfs_cs_blocks"), 1);
+    flip_byte(&c, 1, block, 1000);
+
+    /* Nobody reads chunkserver 1's copy (only its metrics are looked at): its scrubber finds
+     * the damage, the masters hear of it, a sound replica is copied to chunkserver 3 and the
+     * damaged copy is deleted. */
+    uint64_t deadline = tc_now_ms() + T_REPAIR_MS;
+    for (;;) {
+        bool copied = get_block(&c, 3, block, data, BLOCK_LEN) == 0;
+        uint64_t held = tc_cs_metric(&c, 1, "dfs_cs_blocks");
+        if (copied && held == 0)
+            break;
+        cr_assert_lt(tc_now_ms(), deadline,
+                     "not repaired: chunkserver 3 %s a copy, chunkserver 1 holds %llu blocks "
+                     "(scrubber: %llu corrupt found in %llu passes)",
+                     copied ? "has" : "lacks", (unsigned long long)held,
+                     (unsigned long long)tc_cs_metric(&c, 1, "dfs_cs_scrub_corrupt_total"),
+                     (unsigned long long)tc_cs_metric(&c, 1, "dfs_cs_scrub_passes_total"));
+        usleep(100 * 1000);
+    }
+    cr_assert_eq(tc_cs_metric(&c, 1, "dfs_cs_scrub_corrupt_total"), 1,
+                 "the scrubber found the damage");
+    cr_assert_eq(tc_cs_metric(&c, 1, "dfs_cs_gets_total"), gets, "chunkserver 1 served a read");
+    cr_assert_eq(tc_cs_metric(&c, 1, "dfs_cs_get_errors_total"), get_errors,
+                 "a read found the damage");
+    for (int k = 0; k < N_CS; k++)
+        if (k != 1)
+            cr_assert_eq(tc_cs_metric(&c, k, "dfs_cs_scrub_corrupt_total"), 0);
+    /* Three sound copies, read back. */
     wait_copies(&c, block, data, (bool[N_CS]){true, false, true, true}, NULL, "repaired",
                 tc_now_ms() + T_REPAIR_MS);
     tc_destroy(&c);
@@ -166,7 +219,7 @@ Test(cs_repair, surplus_copy_of_returning_chunkserver_is_deleted, .timeout = 120
     static uint8_t data[BLOCK_LEN], extra[4 * BLOCK_LEN];
     fill(data, sizeof(data), 2);
     fill(extra, sizeof(extra), 3);
-    start_cluster(&c, ids);
+    start_cluster(&c, ids, CS_ARGS);
     /* Chunkserver 0 uses the most space (a block no file references and none was allocated),
      * so of four sound copies its copy is the one not kept. */
     cr_assert_eq(put_block(&c, 0, UINT64_C(0x7fffffffffff0001), "", extra, sizeof(extra), NULL), 0);
