@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <ftw.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -543,6 +544,64 @@ uint64_t tc_write_block_file(struct tc_cluster *c, uint64_t client, uint64_t *se
                     (unsigned long long)ids[2]);
     cJSON_Delete(a);
     return block;
+}
+
+/* nftw has no context argument: the search's state, for one search at a time. */
+static struct {
+    const char *name;
+    char *out;
+    size_t cap;
+    int found;
+} block_search;
+
+static int find_block(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    if (flag == FTW_F && strcmp(path + ftw->base, block_search.name) == 0 &&
+        block_search.found++ == 0)
+        snprintf(block_search.out, block_search.cap, "%s", path);
+    return 0;
+}
+
+void tc_cs_block_path(struct tc_cluster *c, int k, uint64_t block, char *out, size_t cap)
+{
+    char name[32], top[300];
+
+    snprintf(name, sizeof(name), "%016llx.blk", (unsigned long long)block);
+    snprintf(top, sizeof(top), "%s/blocks", c->cs[k].dir);
+    block_search.name = name;
+    block_search.out = out;
+    block_search.cap = cap;
+    block_search.found = 0;
+    nftw(top, find_block, 16, FTW_PHYS);
+    cr_assert_eq(block_search.found, 1, "%d files named %s under %s", block_search.found, name,
+                 top);
+}
+
+uint64_t tc_cs_metric(struct tc_cluster *c, int k, const char *name)
+{
+    char url[128];
+    size_t len = strlen(name);
+    struct cm_http_response r = {0};
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics", c->cs[k].port);
+    struct cm_http_call call = {.url = url, .flags = CM_HTTP_CALL_RAW};
+    int rc = cm_http_call(c->http, &call, &r);
+    cr_assert_eq(rc, 0, "GET %s: %s", url, cm_strerror(rc));
+    for (const char *line = r.body; line != NULL && *line != '\0';) {
+        if (strncmp(line, name, len) == 0 && line[len] == ' ') {
+            char *end;
+            unsigned long long v = strtoull(line + len + 1, &end, 10);
+            cr_assert(end > line + len + 1 && (*end == '\n' || *end == '\0'),
+                      "%s on chunkserver %d: not an unsigned integer", name, k);
+            cm_http_response_clear(&r);
+            return v;
+        }
+        line = strchr(line, '\n');
+        line = line != NULL ? line + 1 : NULL;
+    }
+    cr_assert_fail("no %s in chunkserver %d's metrics", name, k);
+    return 0;
 }
 
 int tc_sh(const char *fmt, ...)

@@ -116,6 +116,15 @@ cJSON *tc_post_fmt(struct tc_cluster *c, const char *path, const char *fmt, ...)
 uint64_t tc_write_block_file(struct tc_cluster *c, uint64_t client, uint64_t *seq, const char *name,
                              const uint64_t ids[3], const void *data, size_t len);
 
+/* The path of block's file in chunkserver k's storage directory: the one file named
+ * <16 hex digits>.blk anywhere under its blocks/ folder, whatever the store's fan-out. Fails
+ * the test unless there is exactly one. */
+void tc_cs_block_path(struct tc_cluster *c, int k, uint64_t block, char *out, size_t cap);
+
+/* The value of the sample name (a metric without labels) on chunkserver k's GET /metrics;
+ * fails the test when it does not answer or has no such sample. */
+uint64_t tc_cs_metric(struct tc_cluster *c, int k, const char *name);
+
 /* Runs a command line with bash (set -e -o pipefail; no single quotes in it); returns its exit
  * status (128 when killed). */
 int tc_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

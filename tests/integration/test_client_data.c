@@ -524,10 +524,8 @@ Test(client_data, reads_fall_back_to_another_replica, .timeout = 120)
             if (k != victim && ids[k] == ls[1].reps[r])
                 bad = k;
     cr_assert_geq(bad, 0);
-    char path[512], hex[17];
-    snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)ls[1].id);
-    snprintf(path, sizeof(path), "%s/blocks/%.2s/%.2s/%s.blk", c->cs[bad].dir, hex + 14, hex + 12,
-             hex);
+    char path[512];
+    tc_cs_block_path(c, bad, ls[1].id, path, sizeof(path));
     FILE *bf = fopen(path, "r+b");
     cr_assert_not_null(bf, "no block file %s", path);
     cr_assert_eq(fseek(bf, 1000, SEEK_SET), 0);

@@ -111,6 +111,10 @@ static int fm_report(struct cm_http_req *req, void *data)
         cJSON_Delete(m->report);
         m->report = m->partial;
         m->partial = cJSON_CreateArray();
+        if (m->reports < FM_REPORT_TIMES) {
+            m->report_ms[m->reports] = th_now_ms();
+            m->heartbeats_at_report[m->reports] = m->heartbeats;
+        }
         m->reports++;
     }
     pthread_mutex_unlock(&m->mu);
@@ -249,6 +253,8 @@ void th_cs_start(struct th_cs *c, const char *dir, const struct th_opts *o)
     cfg.scrub_rate = o->scrub_rate;
     cfg.scrub_pause_ms = o->scrub_pause_ms;
     cfg.heartbeat_ms = o->heartbeat_ms ? o->heartbeat_ms : 100;
+    if (o->report_interval_s > 0)
+        cfg.report_interval_s = o->report_interval_s;
     cfg.threads = 4;
     cfg.pipeline_timeout_ms = 10000;
     cfg.master_timeout_ms = 2000;
@@ -394,6 +400,55 @@ cJSON *th_json_get(const char *addr, const char *path)
     return j;
 }
 
+char *th_metrics(const char *addr)
+{
+    struct cm_http_response resp = {0};
+    struct cm_http_call call = {0};
+    char url[256], *text;
+    int rc;
+
+    snprintf(url, sizeof(url), "http://%s%s", addr, CS_PATH_METRICS);
+    call.url = url;
+    call.flags = CM_HTTP_CALL_RAW;
+    rc = cm_http_call(th_http(), &call, &resp);
+    cr_assert_eq(rc, 0, "GET %s: %s", url, cm_errname(rc));
+    cr_assert_not_null(resp.body, "GET %s: empty answer", url);
+    text = resp.body;
+    resp.body = NULL;
+    cm_http_response_clear(&resp);
+    return text;
+}
+
+uint64_t th_metric_of(const char *text, const char *name)
+{
+    size_t len = strlen(name);
+
+    for (const char *line = text; *line != '\0';) {
+        const char *end = strchr(line, '\n');
+        if (strncmp(line, name, len) == 0 && line[len] == ' ') {
+            char *stop;
+            unsigned long long v = strtoull(line + len + 1, &stop, 10);
+            cr_assert(stop > line + len + 1 && (*stop == '\n' || *stop == '\0'),
+                      "metric %s: value is not an unsigned integer", name);
+            return v;
+        }
+        if (end == NULL)
+            break;
+        line = end + 1;
+    }
+    cr_assert_fail("no metric %s in:\n%s", name, text);
+    return 0;
+}
+
+uint64_t th_metric(const char *addr, const char *name)
+{
+    char *text = th_metrics(addr);
+    uint64_t v = th_metric_of(text, name);
+
+    free(text);
+    return v;
+}
+
 /* ---- misc ---- */
 
 void th_random(void *buf, size_t len, uint32_t seed)
@@ -409,12 +464,37 @@ void th_random(void *buf, size_t len, uint32_t seed)
     }
 }
 
+/* nftw has no context argument: the search's state, for one search at a time. */
+static struct {
+    const char *name;
+    char *out;
+    size_t cap;
+    int found;
+} block_search;
+
+static int find_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    if (flag == FTW_F && strcmp(path + ftw->base, block_search.name) == 0 &&
+        block_search.found++ == 0)
+        snprintf(block_search.out, block_search.cap, "%s", path);
+    return 0;
+}
+
 void th_block_path(const char *dir, uint64_t id, char *out, size_t cap)
 {
-    char hex[CS_BLOCK_ID_HEX + 1];
+    char hex[CS_BLOCK_ID_HEX + 1], name[CS_BLOCK_ID_HEX + 8], top[512];
 
     cs_block_id_format(id, hex);
-    snprintf(out, cap, "%s/blocks/%.2s/%.2s/%s.blk", dir, hex + 14, hex + 12, hex);
+    snprintf(name, sizeof(name), "%s.blk", hex);
+    snprintf(top, sizeof(top), "%s/blocks", dir);
+    block_search.name = name;
+    block_search.out = out;
+    block_search.cap = cap;
+    block_search.found = 0;
+    nftw(top, find_one, 16, FTW_PHYS);
+    cr_assert_eq(block_search.found, 1, "%d files named %s under %s", block_search.found, name,
+                 top);
 }
 
 bool th_exists(const char *path)

@@ -14,7 +14,8 @@
 #include "common/http_client.h"
 #include "common/http_server.h"
 
-#define TH_WAIT_MS 20000 /* upper bound for anything awaited; only reached when a test fails */
+#define TH_WAIT_MS      20000 /* upper bound for anything awaited; only reached when a test fails */
+#define FM_REPORT_TIMES 64    /* completed reports whose arrival time the fake master keeps */
 
 /* ---- fake master ---- */
 
@@ -24,6 +25,8 @@ struct fake_master {
     char addr[32];
     pthread_mutex_t mu; /* everything below */
     unsigned registers, heartbeats, report_parts, reports;
+    uint64_t report_ms[FM_REPORT_TIMES]; /* th_now_ms() when report i's last part arrived */
+    unsigned heartbeats_at_report[FM_REPORT_TIMES]; /* heartbeats answered by then */
     uint64_t next_cs_id;
     int heartbeat_error;   /* answer heartbeats with this error (0: normal) */
     int heartbeat_error_n; /* ... this many times */
@@ -60,13 +63,14 @@ struct th_cs {
 
 /* Options for th_cs_start; zero means a test default. */
 struct th_opts {
-    const char *masters;     /* NULL: no master link */
-    uint64_t block_size;     /* 0: 1 MiB */
-    uint64_t scrub_rate;     /* 0: scrubbing off */
-    uint32_t scrub_pause_ms; /* */
-    uint32_t heartbeat_ms;   /* 0: 100 */
-    uint16_t port;           /* 0: any (a restart passes the old one) */
-    const char *secret;      /* cluster secret; NULL: none */
+    const char *masters;        /* NULL: no master link */
+    uint64_t block_size;        /* 0: 1 MiB */
+    uint64_t scrub_rate;        /* 0: scrubbing off */
+    uint32_t scrub_pause_ms;    /* */
+    uint32_t heartbeat_ms;      /* 0: 100 */
+    uint32_t report_interval_s; /* full report period; 0: the daemon's default (an hour) */
+    uint16_t port;              /* 0: any (a restart passes the old one) */
+    const char *secret;         /* cluster secret; NULL: none */
 };
 
 /* A new temporary directory (caller frees the string; th_rmrf removes the tree). */
@@ -89,11 +93,19 @@ int th_get(const char *addr, uint64_t id, const char *range, char **data, size_t
 /* Any request to a raw path ("/blocks/xyz"); returns the HTTP status. */
 int th_status_of(const char *method, const char *addr, const char *path);
 cJSON *th_json_get(const char *addr, const char *path);
+/* GET /metrics of addr: the Prometheus text (caller frees); fails the test on an error. */
+char *th_metrics(const char *addr);
+/* The value of the sample name (no labels) in a /metrics text; fails the test when the text has
+ * no such line or its value is not an unsigned integer. */
+uint64_t th_metric_of(const char *text, const char *name);
+/* th_metric_of on a fresh th_metrics(addr). */
+uint64_t th_metric(const char *addr, const char *name);
 
 /* ---- misc ---- */
 
 void th_random(void *buf, size_t len, uint32_t seed);
-/* The path of block id's file under dir. */
+/* The path of block id's file: the one file named <16 hex digits>.blk anywhere under
+ * dir/blocks, whatever the store's fan-out (fails the test unless there is exactly one). */
 void th_block_path(const char *dir, uint64_t id, char *out, size_t cap);
 bool th_exists(const char *path);
 /* Number of files whose name contains ".tmp." under dir. */

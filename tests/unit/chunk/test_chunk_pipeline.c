@@ -1,6 +1,7 @@
 /* The chunkserver's data path with three chunkservers and a fake master in the test process:
- * pipelined writes of every edge size land byte-identical on all three, ranges, checksum
- * failures reach the master, a dead downstream is reported, bad ids and a full disk. */
+ * pipelined writes of every edge size land byte-identical on all three, each hop forwards
+ * while its body still arrives, ranges, checksum failures reach the master, a dead downstream
+ * is reported, bad ids, /metrics and a full disk. */
 #include <criterion/criterion.h>
 
 #include <arpa/inet.h>
@@ -493,7 +494,7 @@ Test(pipeline, pipeline_and_crc_as_headers)
     expect_block_everywhere(81, data, sizeof(data));
 }
 
-Test(pipeline, head_and_status_and_metrics)
+Test(pipeline, head_and_status)
 {
     char data[777];
     cJSON *st;
@@ -511,7 +512,293 @@ Test(pipeline, head_and_status_and_metrics)
     cr_assert_not_null(cJSON_GetObjectItem(st, CS_F_CAPACITY));
     cr_assert_not_null(cJSON_GetObjectItem(st, CS_F_FREE));
     cJSON_Delete(st);
-    cr_assert_eq(th_status_of("GET", cs[0].addr, CS_PATH_METRICS), 200);
+}
+
+/* Every figure GET /metrics exports, with its Prometheus type. */
+static const struct {
+    const char *name, *type;
+} cs_metrics[] = {
+    {"dfs_cs_bytes_written_total", "counter"},
+    {"dfs_cs_bytes_read_total", "counter"},
+    {"dfs_cs_bytes_received_total", "counter"},
+    {"dfs_cs_bytes_served_total", "counter"},
+    {"dfs_cs_blocks", "gauge"},
+    {"dfs_cs_corrupt_blocks", "gauge"},
+    {"dfs_cs_used_bytes", "gauge"},
+    {"dfs_cs_capacity_bytes", "gauge"},
+    {"dfs_cs_free_bytes", "gauge"},
+    {"dfs_cs_checksum_failures_total", "counter"},
+    {"dfs_cs_no_space_total", "counter"},
+    {"dfs_cs_puts_total", "counter"},
+    {"dfs_cs_put_errors_total", "counter"},
+    {"dfs_cs_pipeline_errors_total", "counter"},
+    {"dfs_cs_gets_total", "counter"},
+    {"dfs_cs_get_errors_total", "counter"},
+    {"dfs_cs_deletes_total", "counter"},
+    {"dfs_cs_replications_total", "counter"},
+    {"dfs_cs_replication_errors_total", "counter"},
+    {"dfs_cs_replication_queue", "gauge"},
+    {"dfs_cs_inflight_requests", "gauge"},
+    {"dfs_cs_scrub_bytes_total", "counter"},
+    {"dfs_cs_scrub_blocks_total", "counter"},
+    {"dfs_cs_scrub_corrupt_total", "counter"},
+    {"dfs_cs_scrub_passes_total", "counter"},
+    {"dfs_cs_scrub_pass_blocks_done", "gauge"},
+    {"dfs_cs_scrub_pass_blocks", "gauge"},
+    {"dfs_cs_master_registered", "gauge"},
+    {"dfs_cs_master_heartbeat_ok", "gauge"},
+    {"dfs_cs_heartbeats_total", "counter"},
+    {"dfs_cs_master_failures_total", "counter"},
+    {"dfs_cs_block_reports_total", "counter"},
+};
+#define N_METRICS (sizeof(cs_metrics) / sizeof(cs_metrics[0]))
+
+/* Every metric of cs i, in cs_metrics' order; fails unless each has its HELP and TYPE lines and
+ * one sample. */
+static void metrics_of(int i, uint64_t *v)
+{
+    char *text = th_metrics(cs[i].addr), line[128];
+
+    for (size_t k = 0; k < N_METRICS; k++) {
+        snprintf(line, sizeof(line), "# HELP %s ", cs_metrics[k].name);
+        cr_assert_not_null(strstr(text, line), "cs%d: no %s", i, line);
+        snprintf(line, sizeof(line), "# TYPE %s %s\n", cs_metrics[k].name, cs_metrics[k].type);
+        cr_assert_not_null(strstr(text, line), "cs%d: no %s", i, line);
+        v[k] = th_metric_of(text, cs_metrics[k].name);
+    }
+    free(text);
+}
+
+/* The value of metric name in a metrics_of array. */
+static uint64_t mv(const uint64_t *v, const char *name)
+{
+    for (size_t k = 0; k < N_METRICS; k++)
+        if (strcmp(cs_metrics[k].name, name) == 0)
+            return v[k];
+    cr_assert_fail("%s is not in cs_metrics", name);
+    return 0;
+}
+
+/* Metric name of cs i moved by want from before to after. */
+#define expect_moved(i, before, after, name, want)                                                 \
+    cr_assert_eq(mv(after, name) - mv(before, name), (uint64_t)(want),                             \
+                 "cs%d: %s went from %llu to %llu, want +%llu", i, name,                           \
+                 (unsigned long long)mv(before, name), (unsigned long long)mv(after, name),        \
+                 (unsigned long long)(want))
+
+struct hb_count {
+    int i;
+    uint64_t n;
+};
+
+static bool heartbeats_above(void *arg)
+{
+    struct hb_count *h = arg;
+    return th_metric(cs[h->i].addr, "dfs_cs_heartbeats_total") > h->n;
+}
+
+Test(pipeline, metrics_name_every_figure_and_follow_puts_gets_and_deletes)
+{
+    const size_t len = 200000; /* 4 chunks */
+    const uint64_t file = len + CS_TRAILER_BYTES(4);
+    uint64_t v0[3][N_METRICS], v1[3][N_METRICS], v2[3][N_METRICS], v3[3][N_METRICS];
+    char *data = malloc(len), *got = NULL, path[512];
+    size_t n;
+
+    for (int i = 0; i < 3; i++) {
+        metrics_of(i, v0[i]);
+        /* start_all waited for every first report: the master link's figures are in. */
+        cr_assert_eq(mv(v0[i], "dfs_cs_master_registered"), 1);
+        cr_assert_eq(mv(v0[i], "dfs_cs_master_heartbeat_ok"), 1);
+        cr_assert_geq(mv(v0[i], "dfs_cs_block_reports_total"), 1);
+        cr_assert_gt(mv(v0[i], "dfs_cs_capacity_bytes"), 0);
+        cr_assert_gt(mv(v0[i], "dfs_cs_free_bytes"), 0);
+        cr_assert_leq(mv(v0[i], "dfs_cs_free_bytes"), mv(v0[i], "dfs_cs_capacity_bytes"));
+        /* Scrubbing is off in these tests. */
+        cr_assert_eq(mv(v0[i], "dfs_cs_scrub_bytes_total"), 0);
+        cr_assert_eq(mv(v0[i], "dfs_cs_scrub_passes_total"), 0);
+    }
+
+    /* A PUT through the pipeline counts once on every hop. */
+    th_random(data, len, 17);
+    cr_assert_eq(th_put(cs[0].addr, 95, data, len, pipe_of(1), NULL, false, NULL), 0);
+    for (int i = 0; i < 3; i++) {
+        metrics_of(i, v1[i]);
+        expect_moved(i, v0[i], v1[i], "dfs_cs_puts_total", 1);
+        expect_moved(i, v0[i], v1[i], "dfs_cs_bytes_received_total", len);
+        expect_moved(i, v0[i], v1[i], "dfs_cs_bytes_written_total", len);
+        expect_moved(i, v0[i], v1[i], "dfs_cs_blocks", 1);
+        expect_moved(i, v0[i], v1[i], "dfs_cs_used_bytes", file);
+        expect_moved(i, v0[i], v1[i], "dfs_cs_put_errors_total", 0);
+        expect_moved(i, v0[i], v1[i], "dfs_cs_pipeline_errors_total", 0);
+        expect_moved(i, v0[i], v1[i], "dfs_cs_gets_total", 0);
+        expect_moved(i, v0[i], v1[i], "dfs_cs_bytes_served_total", 0);
+    }
+
+    /* GETs count where they are served: a whole block, a range, a missing block. */
+    cr_assert_eq(th_get(cs[1].addr, 95, NULL, &got, &n), 0);
+    cr_assert(n == len && memcmp(got, data, len) == 0);
+    free(got);
+    cr_assert_eq(th_get(cs[2].addr, 95, "1000-1099", &got, &n), 0);
+    cr_assert(n == 100 && memcmp(got, data + 1000, 100) == 0);
+    free(got);
+    cr_assert_eq(th_get(cs[2].addr, 96, NULL, &got, &n), CM_E_NOENT);
+    for (int i = 0; i < 3; i++)
+        metrics_of(i, v2[i]);
+    expect_moved(0, v1[0], v2[0], "dfs_cs_gets_total", 0);
+    expect_moved(0, v1[0], v2[0], "dfs_cs_bytes_served_total", 0);
+    expect_moved(0, v1[0], v2[0], "dfs_cs_bytes_read_total", 0);
+    expect_moved(1, v1[1], v2[1], "dfs_cs_gets_total", 1);
+    expect_moved(1, v1[1], v2[1], "dfs_cs_bytes_served_total", len);
+    expect_moved(1, v1[1], v2[1], "dfs_cs_get_errors_total", 0);
+    cr_assert_geq(mv(v2[1], "dfs_cs_bytes_read_total") - mv(v1[1], "dfs_cs_bytes_read_total"), len,
+                  "every byte served was read and checked");
+    expect_moved(2, v1[2], v2[2], "dfs_cs_gets_total", 1);
+    expect_moved(2, v1[2], v2[2], "dfs_cs_bytes_served_total", 100);
+    expect_moved(2, v1[2], v2[2], "dfs_cs_get_errors_total", 1);
+    /* The range was read and checked (with at least its chunk), not the whole block. */
+    cr_assert_geq(mv(v2[2], "dfs_cs_bytes_read_total") - mv(v1[2], "dfs_cs_bytes_read_total"), 100);
+    cr_assert_lt(mv(v2[2], "dfs_cs_bytes_read_total") - mv(v1[2], "dfs_cs_bytes_read_total"), len);
+
+    /* A damaged copy: a checksum failure, a failed GET, a corrupt block. */
+    th_block_path(cs[1].dir, 95, path, sizeof(path));
+    th_flip(path, 70000);
+    cr_assert_eq(th_get(cs[1].addr, 95, NULL, &got, &n), CM_E_CORRUPT);
+    /* And a delete. */
+    cr_assert_eq(th_status_of("DELETE", cs[2].addr, "/blocks/000000000000005f"), 200);
+    for (int i = 0; i < 3; i++)
+        metrics_of(i, v3[i]);
+    expect_moved(1, v2[1], v3[1], "dfs_cs_checksum_failures_total", 1);
+    expect_moved(1, v2[1], v3[1], "dfs_cs_get_errors_total", 1);
+    expect_moved(1, v2[1], v3[1], "dfs_cs_gets_total", 0);
+    expect_moved(1, v0[1], v3[1], "dfs_cs_corrupt_blocks", 1);
+    expect_moved(1, v0[1], v3[1], "dfs_cs_blocks", 1);
+    expect_moved(2, v2[2], v3[2], "dfs_cs_deletes_total", 1);
+    expect_moved(2, v0[2], v3[2], "dfs_cs_blocks", 0);
+    expect_moved(2, v0[2], v3[2], "dfs_cs_used_bytes", 0);
+    expect_moved(0, v2[0], v3[0], "dfs_cs_checksum_failures_total", 0);
+    expect_moved(0, v0[0], v3[0], "dfs_cs_corrupt_blocks", 0);
+    /* Heartbeats go on (every 100 ms) and are counted. */
+    for (int i = 0; i < 3; i++) {
+        struct hb_count h = {i, mv(v3[i], "dfs_cs_heartbeats_total")};
+        cr_assert(th_wait(heartbeats_above, &h), "cs%d: heartbeats_total stays at %llu", i,
+                  (unsigned long long)h.n);
+    }
+    free(data);
+}
+
+/* ---- streaming: each hop forwards while its own body is still arriving ---- */
+
+static void write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        cr_assert_gt(n, 0, "write: %s", strerror(errno));
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Sends part of a body as-is, or as one chunk of a chunked body. */
+static void send_part(int fd, const char *data, size_t len, bool chunked)
+{
+    char head[32];
+
+    if (chunked) {
+        int n = snprintf(head, sizeof(head), "%zx\r\n", len);
+        write_all(fd, head, (size_t)n);
+    }
+    write_all(fd, data, len);
+    if (chunked)
+        write_all(fd, "\r\n", 2);
+}
+
+#define STREAM_WAIT_MS 10000 /* for the first part's bytes to reach the last hop */
+
+/* A PUT of len bytes to cs0 with pipeline cs1, cs2 on a raw socket: the headers and the first
+ * part of the body, then, once cs1 and cs2 have received bytes of it (the rest of the body not
+ * sent yet, so neither can have all of it), the rest. A store-then-forward hop would leave its
+ * downstream at 0 bytes received until the whole body arrived. */
+static void put_in_two_parts(uint64_t id, const char *data, size_t len, size_t first, bool chunked)
+{
+    struct sockaddr_in sa = {0};
+    char req[1024], ans[4096] = "", hex[CS_BLOCK_ID_HEX + 1], want[256];
+    uint64_t r0[3], r[3] = {0}, deadline;
+    size_t got = 0;
+    ssize_t n;
+    cJSON *j;
+    int fd, hlen;
+
+    for (int i = 0; i < 3; i++)
+        r0[i] = th_metric(cs[i].addr, "dfs_cs_bytes_received_total");
+    cs_block_id_format(id, hex);
+    if (chunked)
+        hlen = snprintf(req, sizeof(req),
+                        "PUT /blocks/%s?" CS_QUERY_PIPELINE "=%s HTTP/1.1\r\nHost: x\r\n"
+                        "Connection: close\r\nTransfer-Encoding: chunked\r\n\r\n",
+                        hex, pipe_of(1));
+    else
+        hlen = snprintf(req, sizeof(req),
+                        "PUT /blocks/%s?" CS_QUERY_PIPELINE "=%s HTTP/1.1\r\nHost: x\r\n"
+                        "Connection: close\r\nContent-Length: %zu\r\n\r\n",
+                        hex, pipe_of(1), len);
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(cs[0].port);
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    write_all(fd, req, (size_t)hlen);
+    send_part(fd, data, first, chunked);
+
+    deadline = th_now_ms() + STREAM_WAIT_MS;
+    for (;;) {
+        for (int i = 1; i < 3; i++)
+            r[i] = th_metric(cs[i].addr, "dfs_cs_bytes_received_total") - r0[i];
+        if (r[1] > 0 && r[2] > 0)
+            break;
+        cr_assert_lt(th_now_ms(), deadline,
+                     "%s PUT: %zu of %zu bytes sent to cs0, and after %d ms cs1 received %llu, "
+                     "cs2 %llu: a hop waits for its whole body before forwarding",
+                     chunked ? "chunked" : "sized", first, len, STREAM_WAIT_MS,
+                     (unsigned long long)r[1], (unsigned long long)r[2]);
+        th_sleep_ms(10);
+    }
+    for (int i = 0; i < 3; i++) {
+        uint64_t had = th_metric(cs[i].addr, "dfs_cs_bytes_received_total") - r0[i];
+        cr_assert_leq(had, first, "cs%d received %llu bytes of the %zu sent", i,
+                      (unsigned long long)had, first);
+    }
+
+    send_part(fd, data + first, len - first, chunked);
+    if (chunked)
+        write_all(fd, "0\r\n\r\n", 5);
+    while ((n = read(fd, ans + got, sizeof(ans) - 1 - got)) > 0)
+        got += (size_t)n;
+    close(fd);
+    ans[got] = '\0';
+    cr_assert(strncmp(ans, "HTTP/1.1 200", 12) == 0, "%s", ans);
+    cr_assert_not_null(strstr(ans, "\r\n\r\n"));
+    j = cJSON_Parse(strstr(ans, "\r\n\r\n") + 4);
+    snprintf(want, sizeof(want), "%s,%s,%s", cs[0].addr, cs[1].addr, cs[2].addr);
+    cr_assert_str_eq(th_replicas(j), want);
+    cJSON_Delete(j);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(th_metric(cs[i].addr, "dfs_cs_bytes_received_total") - r0[i], len);
+    expect_block_everywhere(id, data, len);
+}
+
+Test(pipeline, each_hop_forwards_while_its_body_arrives)
+{
+    const size_t len = BS - 1000, first = 384 * 1024;
+    char *data = malloc(len);
+
+    th_random(data, len, 18);
+    put_in_two_parts(0x5100, data, len, first, false);
+    th_random(data, len, 19);
+    put_in_two_parts(0x5101, data, len, first, true);
+    free(data);
 }
 
 Test(pipeline, the_cluster_secret_is_required_and_forwarded)

@@ -238,16 +238,18 @@ Test(store, restart_drops_temporaries_and_finds_blocks)
     struct cs_store *s = open_store(NULL);
     struct cs_scan_result scan;
     struct cs_block_info *list = NULL, info;
-    char data[200000], path[512];
+    char data[200000], path[600], fandir[512];
     size_t n = 0;
     int fd;
 
     th_random(data, sizeof(data), 5);
     for (uint64_t id = 1; id <= 20; id++)
         put_block(s, id * 0x10001, data, sizeof(data) - id);
-    /* Unfinished writes, as a crash leaves them. */
+    /* Unfinished writes, as a crash leaves them: beside a block's file, wherever it is. */
+    th_block_path(dir, 0x10001, fandir, sizeof(fandir));
+    *strrchr(fandir, '/') = '\0';
     for (int i = 0; i < 2; i++) {
-        snprintf(path, sizeof(path), "%s/blocks/01/00/0000000000010001.tmp.%d", dir, i);
+        snprintf(path, sizeof(path), "%s/0000000000010001.tmp.%d", fandir, i);
         fd = open(path, O_WRONLY | O_CREAT, 0644);
         cr_assert_geq(fd, 0);
         cr_assert_eq(write(fd, data, 1000), 1000);
