@@ -1,11 +1,11 @@
 /* The test cluster harness. */
 #include "cluster.h"
+#include "cs_harness.h"
 #include "test_ports.h"
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -546,36 +546,9 @@ uint64_t tc_write_block_file(struct tc_cluster *c, uint64_t client, uint64_t *se
     return block;
 }
 
-/* nftw has no context argument: the search's state, for one search at a time. */
-static struct {
-    const char *name;
-    char *out;
-    size_t cap;
-    int found;
-} block_search;
-
-static int find_block(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    if (flag == FTW_F && strcmp(path + ftw->base, block_search.name) == 0 &&
-        block_search.found++ == 0)
-        snprintf(block_search.out, block_search.cap, "%s", path);
-    return 0;
-}
-
 void tc_cs_block_path(struct tc_cluster *c, int k, uint64_t block, char *out, size_t cap)
 {
-    char name[32], top[300];
-
-    snprintf(name, sizeof(name), "%016llx.blk", (unsigned long long)block);
-    snprintf(top, sizeof(top), "%s/blocks", c->cs[k].dir);
-    block_search.name = name;
-    block_search.out = out;
-    block_search.cap = cap;
-    block_search.found = 0;
-    nftw(top, find_block, 16, FTW_PHYS);
-    cr_assert_eq(block_search.found, 1, "%d files named %s under %s", block_search.found, name,
-                 top);
+    th_block_path(c->cs[k].dir, block, out, cap);
 }
 
 uint64_t tc_cs_metric(struct tc_cluster *c, int k, const char *name)
