@@ -16,6 +16,10 @@ struct cs_fwd {
     pthread_cond_t cv;
     char *ring;
     size_t cap, head, count;
+    /* Bytes the upload took so far, kept in the ring before head while at most cap / 2 (and
+     * the writer waits for them) so that curl can send the request again from the start. */
+    size_t sent;
+    bool rewindable;
     bool ended;    /* no more pushes: the body is complete */
     bool aborted;  /* the body will not be complete */
     bool finished; /* the transfer returned */
@@ -105,10 +109,38 @@ static int upload(void *ctx, char *buf, size_t cap, size_t *n_out)
     memcpy(buf + first, f->ring, n - first);
     f->head = (f->head + n) % f->cap;
     f->count -= n;
+    f->sent += n;
+    if (f->sent > f->cap / 2)
+        f->rewindable = false; /* the writer may have those bytes' room now */
     pthread_cond_broadcast(&f->cv);
     pthread_mutex_unlock(&f->mu);
     *n_out = n;
     return 0;
+}
+
+/* The room the writer may not fill: what is unread, and what was sent while it may be
+ * needed again. */
+static size_t held(const struct cs_fwd *f)
+{
+    return f->count + (f->rewindable ? f->sent : 0);
+}
+
+/* curl found the kept-alive connection closed and sends the request again on a new one. */
+static int rewind_upload(void *ctx)
+{
+    struct cs_fwd *f = ctx;
+    int rc = 0;
+
+    pthread_mutex_lock(&f->mu);
+    if (f->rewindable) {
+        f->head = (f->head + f->cap - f->sent) % f->cap;
+        f->count += f->sent;
+        f->sent = 0;
+    } else {
+        rc = CM_E_IO;
+    }
+    pthread_mutex_unlock(&f->mu);
+    return rc;
 }
 
 /* One forward, on a pool thread: the streamed PUT, then the answer to the feeding side. */
@@ -124,6 +156,7 @@ static void fwd_run(struct cs_fwd *f)
     call.upload = upload;
     call.upload_ctx = f;
     call.upload_len = f->len;
+    call.upload_rewind = rewind_upload;
     call.timeout_ms = f->timeout_ms;
     rc = cm_http_call(f->http, &call, &resp);
     if (rc < 0)
@@ -231,6 +264,7 @@ int cs_fwd_start(const struct cs_fwd_config *cfg, struct cs_fwd **out)
     if (pthread_cond_init(&f->cv, NULL) != 0)
         goto fail_mutex;
     f->refs = 2;
+    f->rewindable = true;
     f->http = cfg->http;
     f->len = cfg->len;
     f->timeout_ms = cfg->timeout_ms;
@@ -265,14 +299,14 @@ int cs_fwd_push(struct cs_fwd *f, const void *buf, size_t len)
     pthread_mutex_lock(&f->mu);
     while (len > 0) {
         size_t tail, n, first;
-        while (f->count == f->cap && !f->finished && !f->aborted)
+        while (held(f) == f->cap && !f->finished && !f->aborted)
             pthread_cond_wait(&f->cv, &f->mu);
         if (f->finished || f->aborted) {
             /* Ended before taking the whole body: an answer that early is an error too. */
             rc = f->aborted ? CM_E_CANCELED : f->rc < 0 ? f->rc : CM_E_PROTO;
             break;
         }
-        n = f->cap - f->count < len ? f->cap - f->count : len;
+        n = f->cap - held(f) < len ? f->cap - held(f) : len;
         tail = (f->head + f->count) % f->cap;
         first = f->cap - tail < n ? f->cap - tail : n;
         memcpy(f->ring + tail, p, first);

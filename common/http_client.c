@@ -162,6 +162,7 @@ struct spec {
     cm_http_upload_fn upload;
     void *upload_ctx;
     int64_t upload_len;
+    cm_http_rewind_fn rewind;
     cm_http_download_fn download;
     void *download_ctx;
     const char *range;
@@ -175,6 +176,7 @@ struct xfer {
     struct curl_slist *own_hdrs;
     cm_http_upload_fn upload;
     void *upload_ctx;
+    cm_http_rewind_fn rewind;
     cm_http_download_fn download;
     void *download_ctx;
     unsigned flags;
@@ -238,6 +240,17 @@ static size_t on_read(char *buf, size_t size, size_t nmemb, void *ud)
     return got > cap ? cap : got;
 }
 
+/* curl rewinds a body to send a request again on a new connection (a kept-alive one found
+ * closed): a streamed body only when its caller can. */
+static int on_seek(void *ud, curl_off_t offset, int origin)
+{
+    struct xfer *x = ud;
+
+    if (offset != 0 || origin != SEEK_SET || x->rewind == NULL || x->rewind(x->upload_ctx) < 0)
+        return CURL_SEEKFUNC_CANTSEEK;
+    return CURL_SEEKFUNC_OK;
+}
+
 static int new_handle(struct handle **out)
 {
     struct handle *h = calloc(1, sizeof(*h));
@@ -254,6 +267,7 @@ static int new_handle(struct handle **out)
     curl_easy_setopt(h->easy, CURLOPT_PROTOCOLS_STR, "http");
     curl_easy_setopt(h->easy, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(h->easy, CURLOPT_READFUNCTION, on_read);
+    curl_easy_setopt(h->easy, CURLOPT_SEEKFUNCTION, on_seek);
     curl_easy_setopt(h->easy, CURLOPT_BUFFERSIZE, (long)CURL_BUFFERSIZE);
     *out = h;
     return 0;
@@ -280,6 +294,7 @@ static int xfer_setup(struct xfer *x, struct handle *h, const struct conf *cf, c
     x->cf = cf;
     x->upload = s->upload;
     x->upload_ctx = s->upload_ctx;
+    x->rewind = s->rewind;
     x->download = s->download;
     x->download_ctx = s->download_ctx;
     x->flags = s->flags;
@@ -302,6 +317,7 @@ static int xfer_setup(struct xfer *x, struct handle *h, const struct conf *cf, c
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, s->timeout_ms > 0 ? s->timeout_ms : cf->timeout_ms);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(e, CURLOPT_READDATA, x);
+    curl_easy_setopt(e, CURLOPT_SEEKDATA, x);
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)(s->download ? 0 : cf->max_answer));
     if (s->upload != NULL) {
         curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
@@ -456,6 +472,7 @@ static int spec_from_call(const struct cm_http_call *call, struct spec *s, char 
     s->upload = call->upload;
     s->upload_ctx = call->upload_ctx;
     s->upload_len = call->upload_len;
+    s->rewind = call->upload_rewind;
     s->download = call->download;
     s->download_ctx = call->download_ctx;
     s->range = call->range;

@@ -26,6 +26,10 @@ struct cm_http_client_config {
 /* Streamed request body: writes up to cap bytes into buf, sets *n_out (0 = end of body) and
  * returns 0, or returns a negative cm code to abort the request with that code. */
 typedef int (*cm_http_upload_fn)(void *ctx, char *buf, size_t cap, size_t *n_out);
+/* Puts a streamed request body back at its start (curl sends a request again on a new
+ * connection when a kept-alive one turns out closed): returns 0, or a negative cm code when the
+ * bytes already taken cannot be had again (the request then fails). */
+typedef int (*cm_http_rewind_fn)(void *ctx);
 /* Streamed 2xx answer body: takes len > 0 bytes (valid during the call) and returns 0, or a
  * negative cm code to abort the request with that code. */
 typedef int (*cm_http_download_fn)(void *ctx, const char *buf, size_t len);
@@ -36,21 +40,22 @@ enum cm_http_call_flag {
 
 /* One request. Only url is required. The body is one of: json, (body, body_len) or upload. */
 struct cm_http_call {
-    const char *method;           /* NULL: "POST" when there is a body, else "GET" */
-    const char *url;              /* "http://host:port/path?query" */
-    const cJSON *json;            /* sent as application/json */
-    const void *body;             /* raw bytes, sent with content_type */
-    size_t body_len;              /* */
-    const char *content_type;     /* for body and upload; NULL: application/octet-stream */
-    cm_http_upload_fn upload;     /* streamed body (synchronous calls only) */
-    void *upload_ctx;             /* */
-    int64_t upload_len;           /* the streamed body's length, or -1: chunked */
-    cm_http_download_fn download; /* streamed 2xx answer (synchronous calls only); an error
-                                   * answer is not given to it but decoded as usual */
-    void *download_ctx;           /* */
-    const char *range;            /* "first-last" or "first-" sent as Range: bytes=...; NULL */
-    unsigned flags;               /* enum cm_http_call_flag */
-    long timeout_ms;              /* 0: the client's */
+    const char *method;              /* NULL: "POST" when there is a body, else "GET" */
+    const char *url;                 /* "http://host:port/path?query" */
+    const cJSON *json;               /* sent as application/json */
+    const void *body;                /* raw bytes, sent with content_type */
+    size_t body_len;                 /* */
+    const char *content_type;        /* for body and upload; NULL: application/octet-stream */
+    cm_http_upload_fn upload;        /* streamed body (synchronous calls only) */
+    void *upload_ctx;                /* */
+    int64_t upload_len;              /* the streamed body's length, or -1: chunked */
+    cm_http_rewind_fn upload_rewind; /* NULL: the streamed body cannot be sent again */
+    cm_http_download_fn download;    /* streamed 2xx answer (synchronous calls only); an error
+                                      * answer is not given to it but decoded as usual */
+    void *download_ctx;              /* */
+    const char *range;               /* "first-last" or "first-" sent as Range: bytes=...; NULL */
+    unsigned flags;                  /* enum cm_http_call_flag */
+    long timeout_ms;                 /* 0: the client's */
     /* Extra request headers: "Name: value" strings, NULL-terminated array (NULL: none). A line
      * without a colon or with CR/LF makes the call CM_E_INVAL. Copied by async submits. */
     const char *const *headers;

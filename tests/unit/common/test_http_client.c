@@ -714,3 +714,153 @@ Test(http_client, async_submit_from_a_callback_and_many_at_once)
     cm_http_async_free(a);
     cm_http_async_free(NULL);
 }
+
+/* ---- a streamed body sent again on a new connection ---- */
+
+#define REWIND_BODY 20000
+
+struct body_src {
+    char data[REWIND_BODY];
+    size_t pos;
+    int rewinds;
+};
+
+static int body_read(void *ctx, char *buf, size_t cap, size_t *n)
+{
+    struct body_src *b = ctx;
+    size_t k = REWIND_BODY - b->pos < cap ? REWIND_BODY - b->pos : cap;
+    if (k > 1000)
+        k = 1000; /* several callbacks, as a pipeline hop feeds it */
+    memcpy(buf, b->data + b->pos, k);
+    b->pos += k;
+    *n = k;
+    return 0;
+}
+
+static int body_rewind(void *ctx)
+{
+    struct body_src *b = ctx;
+    b->pos = 0;
+    b->rewinds++;
+    return 0;
+}
+
+/* Reads one request's head from fd into buf (NUL-terminated); returns the bytes read. */
+static size_t read_head(int fd, char *buf, size_t cap)
+{
+    size_t got = 0;
+    while (got < cap - 1) {
+        ssize_t n = recv(fd, buf + got, cap - 1 - got, 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        buf[got] = '\0';
+        if (strstr(buf, "\r\n\r\n"))
+            break;
+    }
+    return got;
+}
+
+struct closing_peer {
+    int lfd;
+    const char *want; /* the body the second connection must bring */
+    bool body_ok;
+    pthread_t t;
+};
+
+/* Answers a first request with keep-alive, then closes that connection when the next request
+ * arrives on it, without an answer (as a peer restarting or timing the connection out does);
+ * answers the request when it comes again on a new connection, checking its whole body. */
+static void *closing_peer_run(void *arg)
+{
+    static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             "Content-Length: 2\r\n\r\n{}";
+    struct closing_peer *p = arg;
+    char *buf = malloc(2 * REWIND_BODY);
+    int fd = accept(p->lfd, NULL, NULL);
+
+    read_head(fd, buf, 2 * REWIND_BODY);
+    send(fd, ok, sizeof(ok) - 1, MSG_NOSIGNAL);
+    /* The whole PUT (so that the close is a clean end, not a reset), then gone. */
+    size_t got1 = read_head(fd, buf, 2 * REWIND_BODY);
+    char *end = strstr(buf, "\r\n\r\n");
+    size_t have1 = end != NULL ? got1 - (size_t)(end + 4 - buf) : 0;
+    while (end != NULL && have1 < REWIND_BODY) {
+        ssize_t n = recv(fd, buf, 2 * REWIND_BODY, 0);
+        if (n <= 0)
+            break;
+        have1 += (size_t)n;
+    }
+    close(fd);
+    fd = accept(p->lfd, NULL, NULL);
+    size_t got = read_head(fd, buf, 2 * REWIND_BODY);
+    char *body = strstr(buf, "\r\n\r\n") + 4;
+    size_t have = got - (size_t)(body - buf);
+    while (have < REWIND_BODY) {
+        ssize_t n = recv(fd, body + have, REWIND_BODY - have, 0);
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+    }
+    p->body_ok = have == REWIND_BODY && memcmp(body, p->want, REWIND_BODY) == 0;
+    send(fd, ok, sizeof(ok) - 1, MSG_NOSIGNAL);
+    close(fd);
+    free(buf);
+    return NULL;
+}
+
+static int put_across_a_closed_connection(struct body_src *b, bool rewindable, bool *body_ok)
+{
+    struct closing_peer p = {.want = b->data};
+    struct cm_http_client_config cfg = {0};
+    struct cm_http_client *c;
+    struct cm_http_response r = {0};
+    char u[64];
+    int port = bound_port(&p.lfd, true), rc;
+
+    cr_assert_eq(cm_http_client_new(&cfg, &c), 0);
+    pthread_create(&p.t, NULL, closing_peer_run, &p);
+    snprintf(u, sizeof(u), "http://127.0.0.1:%d/x", port);
+    cr_assert_eq(cm_http_get_json(c, u, &r), 0);
+    cm_http_response_clear(&r);
+    struct cm_http_call put = {.method = "PUT",
+                               .url = u,
+                               .upload = body_read,
+                               .upload_ctx = b,
+                               .upload_len = REWIND_BODY,
+                               .upload_rewind = rewindable ? body_rewind : NULL};
+    rc = cm_http_call(c, &put, &r);
+    cm_http_response_clear(&r);
+    if (rc != 0) {
+        /* the peer waits for a second connection */
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+        connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+        close(fd);
+    }
+    pthread_join(p.t, NULL);
+    close(p.lfd);
+    cm_http_client_free(c);
+    *body_ok = p.body_ok;
+    return rc;
+}
+
+Test(http_client, streamed_body_is_sent_again_when_a_kept_connection_closed)
+{
+    struct body_src *b = calloc(1, sizeof(*b));
+    bool body_ok = false;
+
+    for (size_t i = 0; i < REWIND_BODY; i++)
+        b->data[i] = (char)('a' + i % 26);
+    int rc = put_across_a_closed_connection(b, true, &body_ok);
+    cr_assert_eq(rc, 0, "%s after %d rewinds", cm_errname(rc), b->rewinds);
+    cr_assert(body_ok, "the new connection got the whole body, from its start");
+    cr_assert_geq(b->rewinds, 1);
+
+    /* Without a way back to the start, the request fails rather than send a partial body. */
+    b->pos = 0;
+    b->rewinds = 0;
+    cr_assert_neq(put_across_a_closed_connection(b, false, &body_ok), 0);
+    free(b);
+}
