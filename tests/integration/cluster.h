@@ -116,6 +116,12 @@ cJSON *tc_post_fmt(struct tc_cluster *c, const char *path, const char *fmt, ...)
 uint64_t tc_write_block_file(struct tc_cluster *c, uint64_t client, uint64_t *seq, const char *name,
                              const uint64_t ids[3], const void *data, size_t len);
 
+/* Whether a line of master i's log (its stderr, <root>/m<id>.log, kept across restarts) contains
+ * first and, after it on the same line, then (NULL: anything). */
+bool tc_log_has(struct tc_cluster *c, int i, const char *first, const char *then);
+/* Polls tc_log_has until it holds or timeout_ms passed; returns the last answer. */
+bool tc_wait_log(struct tc_cluster *c, int i, const char *first, const char *then, int timeout_ms);
+
 /* Runs a command line with bash (set -e -o pipefail; no single quotes in it); returns its exit
  * status (128 when killed). */
 int tc_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

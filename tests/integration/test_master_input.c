@@ -19,8 +19,8 @@ static int raw_post(struct cm_http_client *h, uint16_t port, const char *path, c
 {
     char url[128];
     snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", port, path);
-    struct cm_http_call call = {.method = "POST", .url = url, .body = body, .body_len = len,
-                                .content_type = ctype};
+    struct cm_http_call call = {
+        .method = "POST", .url = url, .body = body, .body_len = len, .content_type = ctype};
     struct cm_http_response r = {0};
     int rc = cm_http_call(h, &call, &r);
     *status = r.status;
@@ -77,8 +77,7 @@ Test(master_input, malformed_peer_messages_are_rejected, .timeout = 60)
     cr_assert_eq(post_str(&c, "/raft/snapshot", "data", &st), CM_E_MISSING_FIELD);
     /* Batches: wrong types, unknown or binary-only paths, one bad message among good ones. */
     cr_assert_eq(post_str(&c, "/raft/batch", "{\"messages\":\"x\"}", &st), CM_E_BAD_FIELD);
-    cr_assert_eq(post_str(&c, "/raft/batch", "{\"messages\":[{\"path\":\"/raft/snapshot\"}]}",
-                          &st),
+    cr_assert_eq(post_str(&c, "/raft/batch", "{\"messages\":[{\"path\":\"/raft/snapshot\"}]}", &st),
                  CM_E_BAD_FIELD);
     cr_assert_eq(post_str(&c, "/raft/batch", "{\"messages\":[{\"path\":\"/nope\"}]}", &st),
                  CM_E_BAD_FIELD);
@@ -100,9 +99,9 @@ Test(master_input, malformed_peer_messages_are_rejected, .timeout = 60)
     memset(huge, ' ', big);
     huge[0] = '{';
     huge[big - 1] = '}';
-    cr_assert_eq(raw_post(c.http, c.m[0].http_port, "/raft/append", huge, big,
-                          "application/json", &st),
-                 CM_E_TOO_LARGE);
+    cr_assert_eq(
+        raw_post(c.http, c.m[0].http_port, "/raft/append", huge, big, "application/json", &st),
+        CM_E_TOO_LARGE);
     cr_assert_eq(st, 413);
     free(huge);
     /* An old-term message from an unknown sender changes nothing. */
@@ -111,8 +110,7 @@ Test(master_input, malformed_peer_messages_are_rejected, .timeout = 60)
              "\"entries\":[]}",
              &st);
     /* Admin: wrong types. */
-    cr_assert_eq(tc_admin(&c, 0, "/admin/add-master", "{\"id\":\"x\",\"url\":1}"),
-                 CM_E_BAD_FIELD);
+    cr_assert_eq(tc_admin(&c, 0, "/admin/add-master", "{\"id\":\"x\",\"url\":1}"), CM_E_BAD_FIELD);
     cr_assert_eq(tc_admin(&c, 0, "/admin/add-master", "{\"id\":5,\"url\":\"nope\"}"),
                  CM_E_BAD_FIELD);
     cr_assert_eq(tc_admin(&c, 0, "/admin/remove-master", "{\"id\":42}"), CM_E_NOENT);
@@ -168,15 +166,52 @@ Test(master_input, secret_is_required_when_configured, .timeout = 60)
     cr_assert_eq(cm_http_client_new(&cw, &hw), 0);
     cr_assert_eq(cm_http_client_new(&cr, &hr), 0);
     const char *body = "{\"key\":\"k\",\"value\":\"v\",\"client\":\"c\",\"seq\":1}";
-    cr_assert_eq(raw_post(hw, c.m[0].client_port, "/v1/kv/put", body, strlen(body),
-                          "application/json", &st),
-                 CM_E_UNAUTHORIZED);
+    cr_assert_eq(
+        raw_post(hw, c.m[0].client_port, "/v1/kv/put", body, strlen(body), "application/json", &st),
+        CM_E_UNAUTHORIZED);
     deadline = tc_now_ms() + 10000;
     do {
-        rc = raw_post(hr, c.m[0].client_port, "/v1/kv/put", body, strlen(body),
-                      "application/json", &st);
+        rc = raw_post(hr, c.m[0].client_port, "/v1/kv/put", body, strlen(body), "application/json",
+                      &st);
     } while (rc == CM_E_NOT_LEADER && tc_now_ms() < deadline);
     cr_assert_eq(rc, 0);
+    /* A wrong secret on the peer and admin endpoints: 401 before anything is looked at... */
+    const char *peer_body = "{\"from\":2,\"to\":1,\"term\":1,\"prev_index\":0,"
+                            "\"prev_term\":0,\"commit\":0,\"entries\":[]}";
+    cr_assert_eq(raw_post(hw, c.m[0].http_port, "/raft/append", peer_body, strlen(peer_body),
+                          "application/json", &st),
+                 CM_E_UNAUTHORIZED);
+    cr_assert_eq(st, 401);
+    const char *admin[][2] = {{"/admin/add-master", "{\"id\":5,\"url\":\"http://127.0.0.1:1\"}"},
+                              {"/admin/remove-master", "{\"id\":42}"},
+                              {"/admin/transfer-leader", "{}"}};
+    for (size_t i = 0; i < sizeof(admin) / sizeof(admin[0]); i++) {
+        cr_assert_eq(raw_post(hw, c.m[0].http_port, admin[i][0], admin[i][1], strlen(admin[i][1]),
+                              "application/json", &st),
+                     CM_E_UNAUTHORIZED, "%s", admin[i][0]);
+        cr_assert_eq(st, 401, "%s", admin[i][0]);
+    }
+    /* ...while the right one gets through to the handlers (which refuse these bodies). */
+    cr_assert_eq(raw_post(hr, c.m[0].http_port, "/raft/append", "{", 1, "application/json", &st),
+                 CM_E_BAD_JSON);
+    cr_assert_eq(raw_post(hr, c.m[0].http_port, "/admin/remove-master", "{\"id\":42}", 9,
+                          "application/json", &st),
+                 CM_E_NOENT);
+    /* Each refusal is logged, saying whether the secret was wrong or missing, and no secret
+     * ever appears in the log. */
+    const char *logged[][2] = {{"POST /raft/append from ", "wrong cluster secret"},
+                               {"POST /admin/add-master from ", "wrong cluster secret"},
+                               {"POST /admin/remove-master from ", "wrong cluster secret"},
+                               {"POST /admin/transfer-leader from ", "wrong cluster secret"},
+                               {"POST /v1/kv/put from ", "wrong cluster secret"},
+                               {"POST /raft/append from ", "missing cluster secret"},
+                               {"POST /admin/remove-master from ", "missing cluster secret"},
+                               {"POST /v1/kv/put from ", "missing cluster secret"}};
+    for (size_t i = 0; i < sizeof(logged) / sizeof(logged[0]); i++)
+        cr_assert(tc_wait_log(&c, 0, logged[i][0], logged[i][1], 5000), "no \"%s... %s\" logged",
+                  logged[i][0], logged[i][1]);
+    cr_assert(!tc_log_has(&c, 0, "s3cret-value", NULL), "the secret is in the log");
+    cr_assert(!tc_log_has(&c, 0, "not-it", NULL), "the wrong secret is in the log");
     cJSON *s = tc_status(&c, 0);
     cr_assert_not_null(s, "/status is public");
     cJSON_Delete(s);
