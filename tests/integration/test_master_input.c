@@ -228,6 +228,36 @@ static int run_master(const char *args)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+Test(master_input, help_lists_every_flag)
+{
+    char cmd[600], out[8192];
+    snprintf(cmd, sizeof(cmd), "%s --help", DFS_MASTER_BIN);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    size_t len = fread(out, 1, sizeof(out) - 1, p);
+    out[len] = '\0';
+    int st = pclose(p);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "--help exit status %d", st);
+    /* The design document's flags and the additions, each with its own line. */
+    const char *flags[] = {"--id",
+                           "--addr",
+                           "--http-port",
+                           "--peers",
+                           "--advertise-addr",
+                           "--storage-dir",
+                           "--election-timeout-ms",
+                           "--heartbeat-ms",
+                           "--snapshot-entries",
+                           "--secret-file",
+                           "--log-level",
+                           "--help"};
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+        char line[64];
+        snprintf(line, sizeof(line), "\n  %s ", flags[i]);
+        cr_assert_not_null(strstr(out, line), "--help does not list %s:\n%s", flags[i], out);
+    }
+}
+
 Test(master_input, bad_flags_and_unusable_storage_exit_2)
 {
     cr_assert_eq(run_master("--help"), 0);
