@@ -306,3 +306,141 @@ Test(master_input, sigterm_while_waiting_for_peers_exits_cleanly, .timeout = 30)
     c.m[0].pid = 0;
     tc_destroy(&c);
 }
+
+/* Master i's /status once every message queued before this call was handled: /status runs a
+ * step on the node's loop (rn_run_sync) after reading its state, so the first call returns
+ * after the earlier messages' batch, the second after a later batch, and the third reads the
+ * state that batch left. */
+static cJSON *status_after_queue(struct tc_cluster *c, int i)
+{
+    for (int k = 0; k < 2; k++)
+        cJSON_Delete(tc_status(c, i));
+    cJSON *s = tc_status(c, i);
+    cr_assert_not_null(s, "master %d does not answer", i + 1);
+    return s;
+}
+
+static uint64_t u64_of(const cJSON *s, const char *field)
+{
+    uint64_t v = 0;
+    cr_assert_eq(cm_json_get_u64(s, field, &v), 0, "no %s", field);
+    return v;
+}
+
+/* Waits until follower f applied everything leader committed; with term not 0, also fails the
+ * test if either one's term is not term. */
+static void wait_applied(struct tc_cluster *c, int f, int leader, uint64_t term)
+{
+    uint64_t deadline = tc_now_ms() + 10000;
+    for (;;) {
+        cJSON *sl = status_after_queue(c, leader), *sf = status_after_queue(c, f);
+        uint64_t commit = u64_of(sl, "commit_index"), applied = u64_of(sf, "applied_index");
+        uint64_t tl = u64_of(sl, "term"), tf = u64_of(sf, "term");
+        cJSON_Delete(sl);
+        cJSON_Delete(sf);
+        cr_assert(term == 0 || (tl == term && tf == term), "the term moved: %llu, %llu",
+                  (unsigned long long)tl, (unsigned long long)tf);
+        if (applied >= commit)
+            return;
+        cr_assert_lt(tc_now_ms(), deadline, "master %d does not apply commit index %llu", f + 1,
+                     (unsigned long long)commit);
+        usleep(20 * 1000);
+    }
+}
+
+/* POSTs body to path on master i's peer port; the message must be taken (200 {}, the Raft core
+ * answers it with a message of its own). */
+static void post_peer(struct tc_cluster *c, int i, const char *path, const char *body)
+{
+    int st = 0;
+    cr_assert_eq(
+        raw_post(c->http, c->m[i].http_port, path, body, strlen(body), "application/json", &st), 0,
+        "%s: %s", path, body);
+    cr_assert_eq(st, 200);
+}
+
+Test(master_input, old_term_messages_from_a_member_change_nothing, .timeout = 120)
+{
+    struct tc_cluster c;
+    tc_init(&c, 3, NULL);
+    tc_start_all(&c);
+    int old = tc_wait_leader(&c, 10000);
+    cr_assert_geq(old, 0);
+    char key[16];
+    for (int k = 0; k < 5; k++) {
+        snprintf(key, sizeof(key), "k%d", k);
+        cr_assert_eq(tc_put(&c, "w", (uint64_t)k + 1, key, "before", 10000), 0);
+    }
+    /* Leadership moves on, so the first leader's term is an old one (and at least 1, a term the
+     * core would otherwise accept). */
+    int now = (old + 1) % 3, f = (old + 2) % 3;
+    char body[8192];
+    snprintf(body, sizeof(body), "{\"target\":%d}", now + 1);
+    cr_assert_eq(tc_admin(&c, old, "/admin/transfer-leader", body), 0);
+    cr_assert_eq(tc_wait_leader(&c, 10000), now);
+    wait_applied(&c, f, now, 0);
+    cJSON *s0 = status_after_queue(&c, f);
+    uint64_t term = u64_of(s0, "term"), vote = u64_of(s0, "vote"), last = u64_of(s0, "last_index"),
+             commit = u64_of(s0, "commit_index");
+    cr_assert_eq(u64_of(s0, "leader_id"), (uint64_t)now + 1);
+    cr_assert_geq(term, 2);
+    cJSON_Delete(s0);
+
+    /* The first leader's messages of its old term, as if delayed in the network, to follower
+     * f. Each would do damage if taken: the append replaces f's whole log with no-ops of the
+     * old term (last + 2 of them, committed), the timeout-now starts an election, the votes ask
+     * for f's vote with a log that looks longer. */
+    size_t len = (size_t)snprintf(body, sizeof(body),
+                                  "{\"from\":%d,\"to\":%d,\"term\":%llu,\"prev_index\":0,"
+                                  "\"prev_term\":0,\"commit\":%llu,\"entries\":[",
+                                  old + 1, f + 1, (unsigned long long)term - 1,
+                                  (unsigned long long)last + 2);
+    for (uint64_t k = 0; k < last + 2; k++)
+        len += (size_t)snprintf(body + len, sizeof(body) - len,
+                                "%s{\"term\":%llu,\"type\":1,"
+                                "\"data\":\"\"}",
+                                k ? "," : "", (unsigned long long)term - 1);
+    snprintf(body + len, sizeof(body) - len, "]}");
+    cr_assert_lt(len + 2, sizeof(body));
+    post_peer(&c, f, "/raft/append", body);
+    snprintf(body, sizeof(body), "{\"from\":%d,\"to\":%d,\"term\":%llu}", now + 1, f + 1,
+             (unsigned long long)term - 1);
+    post_peer(&c, f, "/raft/timeout-now", body);
+    const char *votes[] = {"/raft/vote", "/raft/pre-vote"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(body, sizeof(body),
+                 "{\"from\":%d,\"to\":%d,\"term\":%llu,\"last_log_index\":%llu,"
+                 "\"last_log_term\":%llu}",
+                 old + 1, f + 1, (unsigned long long)term - 1, (unsigned long long)last + 100,
+                 (unsigned long long)term - 1);
+        post_peer(&c, f, votes[k], body);
+    }
+
+    /* f took none of it: same term, vote, leader, log and commit index. */
+    cJSON *s1 = status_after_queue(&c, f);
+    const char *role = "";
+    cm_json_get_str(s1, "role", 32, &role, NULL);
+    cr_assert_str_eq(role, "FOLLOWER");
+    cr_assert_eq(u64_of(s1, "term"), term);
+    cr_assert_eq(u64_of(s1, "vote"), vote);
+    cr_assert_eq(u64_of(s1, "leader_id"), (uint64_t)now + 1);
+    cr_assert_eq(u64_of(s1, "last_index"), last, "entries of the old term were appended");
+    cr_assert_eq(u64_of(s1, "commit_index"), commit);
+    cJSON_Delete(s1);
+
+    /* The cluster still commits, f included, in the same term, with the old data intact. */
+    cr_assert_eq(tc_put(&c, "w", 100, "after", "yes", 10000), 0);
+    wait_applied(&c, f, now, term);
+    char *v = NULL;
+    cr_assert_eq(tc_get_at(&c, f, "after", true, &v), 0);
+    cr_assert_str_eq(v, "yes");
+    free(v);
+    for (int k = 0; k < 5; k++) {
+        snprintf(key, sizeof(key), "k%d", k);
+        cr_assert_eq(tc_get_at(&c, f, key, true, &v), 0, "%s", key);
+        cr_assert_str_eq(v, "before");
+        free(v);
+    }
+    cr_assert_eq(tc_wait_leader(&c, 10000), now);
+    tc_destroy(&c);
+}
