@@ -2,6 +2,7 @@
  * without losing acknowledged writes, full restart, catch-up by snapshot, live membership and
  * leader transfer. */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,24 +210,75 @@ Test(master_cluster, stopped_follower_catches_up_by_snapshot, .timeout = 300)
     tc_destroy(&c);
 }
 
-static bool is_voter(struct tc_cluster *c, int at, uint64_t id)
+/* Master at's view, in its /status peers (its configuration but itself), of master id: -1 not a
+ * member, 0 a non-voter, 1 a voter; -2 when it does not answer. */
+static int member(struct tc_cluster *c, int at, uint64_t id)
 {
     cJSON *s = tc_status(c, at);
     const cJSON *peers, *p;
-    bool voter = false;
+    int state = -2;
     if (s != NULL && cm_json_get_array(s, "peers", &peers) == 0) {
+        state = -1;
         cJSON_ArrayForEach(p, peers)
         {
             uint64_t pid = 0;
             bool v = false;
             cm_json_get_u64(p, "id", &pid);
-            cm_json_get_bool(p, "voter", &v);
+            cr_assert_eq(cm_json_get_bool(p, "voter", &v), 0, "peer %llu has no voter flag",
+                         (unsigned long long)pid);
             if (pid == id)
-                voter = v;
+                state = v;
         }
     }
     cJSON_Delete(s);
-    return voter;
+    return state;
+}
+
+/* Voters in the configuration as master `at`, itself a voter (a leader), reports it. */
+static int voters(struct tc_cluster *c, int at)
+{
+    cJSON *s = tc_status(c, at);
+    const cJSON *peers, *p;
+    int n = 1;
+    cr_assert_not_null(s);
+    cr_assert_eq(cm_json_get_array(s, "peers", &peers), 0);
+    cJSON_ArrayForEach(p, peers)
+    {
+        bool v = false;
+        cm_json_get_bool(p, "voter", &v);
+        n += v;
+    }
+    cJSON_Delete(s);
+    return n;
+}
+
+/* Polls until master at reports master id as want (see member) or timeout_ms passed. */
+static int wait_member(struct tc_cluster *c, int at, uint64_t id, int want, int timeout_ms)
+{
+    uint64_t deadline = tc_now_ms() + (uint64_t)timeout_ms;
+    int got;
+    while ((got = member(c, at, id)) != want && tc_now_ms() < deadline)
+        usleep(20 * 1000);
+    return got;
+}
+
+/* Waits until master i's peer port answers at all (a master waiting to join says 503): the
+ * process is dfs-master by then, no longer the harness's child about to exec it. */
+static void wait_listening(struct tc_cluster *c, int i)
+{
+    char url[96];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/status", c->m[i].http_port);
+    uint64_t deadline = tc_now_ms() + T_OP_MS;
+    for (;;) {
+        struct cm_http_response r = {0};
+        cm_http_get_json(c->http, url, &r);
+        int st = r.status;
+        cm_http_response_clear(&r);
+        if (st != 0)
+            return;
+        cr_assert_lt(tc_now_ms(), deadline, "master %d does not listen", i + 1);
+        usleep(20 * 1000);
+    }
 }
 
 Test(master_cluster, membership_add_promote_remove_and_transfer, .timeout = 180)
@@ -237,33 +289,56 @@ Test(master_cluster, membership_add_promote_remove_and_transfer, .timeout = 180)
     int leader = tc_wait_leader(&c, T_LEADER_MS);
     cr_assert_geq(leader, 0);
     put_keys(&c, "m", 0, 20);
+    cr_assert_eq(voters(&c, leader), 3);
+    cr_assert_eq(member(&c, leader, 4), -1);
 
-    /* A fourth master joins as a non-voter, catches up and is promoted. */
+    /* A fourth master joins as a non-voter. It is frozen (SIGSTOP) while it is added, so it
+     * cannot catch up yet, and a non-voter is all it can be. */
     c.m[3].join = true;
     tc_start(&c, 3);
+    wait_listening(&c, 3);
+    tc_signal(&c, 3, SIGSTOP);
     char body[128];
     snprintf(body, sizeof(body), "{\"id\":4,\"url\":\"http://127.0.0.1:%u\"}", c.m[3].http_port);
     cr_assert_eq(tc_admin(&c, leader, "/admin/add-master", body), 0);
-    uint64_t deadline = tc_now_ms() + 30000;
-    while (!is_voter(&c, leader, 4) && tc_now_ms() < deadline)
-        usleep(50 * 1000);
-    cr_assert(is_voter(&c, leader, 4), "master 4 was promoted");
+    cr_assert_eq(member(&c, leader, 4), 0, "master 4 is in the configuration as a non-voter");
+    cr_assert_eq(voters(&c, leader), 3, "a non-voter does not count");
+    put_keys(&c, "m", 20, 25);
+    cr_assert_eq(member(&c, leader, 4), 0, "promoted without catching up");
+
+    /* Thawed, it catches up and is promoted. */
+    tc_signal(&c, 3, SIGCONT);
+    cr_assert_eq(wait_member(&c, leader, 4, 1, 30000), 1, "master 4 was not promoted");
+    cr_assert_eq(voters(&c, leader), 4);
     char *v = NULL;
-    cr_assert_eq(tc_get_at(&c, 3, "k19", true, &v), 0);
-    cr_assert_str_eq(v, "v19");
+    cr_assert_eq(tc_get_at(&c, 3, "k24", true, &v), 0);
+    cr_assert_str_eq(v, "v24");
     free(v);
 
-    /* Leadership moves on request. */
+    /* Leadership moves on request, to the target, in a new term. */
+    uint64_t term = status_u64(&c, leader, "term");
     int target = leader == 0 ? 1 : 0;
     snprintf(body, sizeof(body), "{\"target\":%d}", target + 1);
     cr_assert_eq(tc_admin(&c, leader, "/admin/transfer-leader", body), 0);
     cr_assert_eq(tc_wait_leader(&c, T_LEADER_MS), target);
+    cr_assert_gt(status_u64(&c, target, "term"), term);
 
-    /* The old leader is removed; the rest keep serving. */
+    /* The old leader is removed: gone from every remaining member's configuration, three
+     * voters left; the rest keep serving. */
     snprintf(body, sizeof(body), "{\"id\":%d}", leader + 1);
     cr_assert_eq(tc_admin(&c, target, "/admin/remove-master", body), 0);
+    for (int i = 0; i < 4; i++) {
+        if (i == leader)
+            continue;
+        cr_assert_eq(wait_member(&c, i, (uint64_t)leader + 1, -1, T_OP_MS), -1,
+                     "master %d still lists the removed master %d", i + 1, leader + 1);
+    }
+    cr_assert_eq(voters(&c, target), 3);
+    for (int i = 0; i < 4; i++)
+        if (i != leader && i != target)
+            cr_assert_eq(member(&c, target, (uint64_t)i + 1), 1, "master %d lost its vote", i + 1);
     tc_stop(&c, leader);
-    put_keys(&c, "m", 20, 30);
-    check_keys(&c, 0, 30);
+    put_keys(&c, "m", 25, 35);
+    check_keys(&c, 0, 35);
     tc_destroy(&c);
 }
