@@ -577,6 +577,33 @@ uint64_t tc_cs_metric(struct tc_cluster *c, int k, const char *name)
     return 0;
 }
 
+bool tc_log_has(struct tc_cluster *c, int i, const char *first, const char *then)
+{
+    char path[300], line[2048];
+    bool found = false;
+
+    snprintf(path, sizeof(path), "%s/m%d.log", c->root, c->m[i].id);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    while (!found && fgets(line, sizeof(line), f) != NULL) {
+        const char *at = strstr(line, first);
+        found = at != NULL && (then == NULL || strstr(at + strlen(first), then) != NULL);
+    }
+    fclose(f);
+    return found;
+}
+
+bool tc_wait_log(struct tc_cluster *c, int i, const char *first, const char *then, int timeout_ms)
+{
+    uint64_t deadline = tc_now_ms() + (uint64_t)timeout_ms;
+    bool found;
+
+    while (!(found = tc_log_has(c, i, first, then)) && tc_now_ms() < deadline)
+        usleep(20 * 1000);
+    return found;
+}
+
 int tc_sh(const char *fmt, ...)
 {
     char body[4096], cmd[4300];

@@ -125,6 +125,12 @@ void tc_cs_block_path(struct tc_cluster *c, int k, uint64_t block, char *out, si
  * fails the test when it does not answer or has no such sample. */
 uint64_t tc_cs_metric(struct tc_cluster *c, int k, const char *name);
 
+/* Whether a line of master i's log (its stderr, <root>/m<id>.log, kept across restarts) contains
+ * first and, after it on the same line, then (NULL: anything). */
+bool tc_log_has(struct tc_cluster *c, int i, const char *first, const char *then);
+/* Polls tc_log_has until it holds or timeout_ms passed; returns the last answer. */
+bool tc_wait_log(struct tc_cluster *c, int i, const char *first, const char *then, int timeout_ms);
+
 /* Runs a command line with bash (set -e -o pipefail; no single quotes in it); returns its exit
  * status (128 when killed). */
 int tc_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -19,8 +19,8 @@ static int raw_post(struct cm_http_client *h, uint16_t port, const char *path, c
 {
     char url[128];
     snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", port, path);
-    struct cm_http_call call = {.method = "POST", .url = url, .body = body, .body_len = len,
-                                .content_type = ctype};
+    struct cm_http_call call = {
+        .method = "POST", .url = url, .body = body, .body_len = len, .content_type = ctype};
     struct cm_http_response r = {0};
     int rc = cm_http_call(h, &call, &r);
     *status = r.status;
@@ -77,8 +77,7 @@ Test(master_input, malformed_peer_messages_are_rejected, .timeout = 60)
     cr_assert_eq(post_str(&c, "/raft/snapshot", "data", &st), CM_E_MISSING_FIELD);
     /* Batches: wrong types, unknown or binary-only paths, one bad message among good ones. */
     cr_assert_eq(post_str(&c, "/raft/batch", "{\"messages\":\"x\"}", &st), CM_E_BAD_FIELD);
-    cr_assert_eq(post_str(&c, "/raft/batch", "{\"messages\":[{\"path\":\"/raft/snapshot\"}]}",
-                          &st),
+    cr_assert_eq(post_str(&c, "/raft/batch", "{\"messages\":[{\"path\":\"/raft/snapshot\"}]}", &st),
                  CM_E_BAD_FIELD);
     cr_assert_eq(post_str(&c, "/raft/batch", "{\"messages\":[{\"path\":\"/nope\"}]}", &st),
                  CM_E_BAD_FIELD);
@@ -100,9 +99,9 @@ Test(master_input, malformed_peer_messages_are_rejected, .timeout = 60)
     memset(huge, ' ', big);
     huge[0] = '{';
     huge[big - 1] = '}';
-    cr_assert_eq(raw_post(c.http, c.m[0].http_port, "/raft/append", huge, big,
-                          "application/json", &st),
-                 CM_E_TOO_LARGE);
+    cr_assert_eq(
+        raw_post(c.http, c.m[0].http_port, "/raft/append", huge, big, "application/json", &st),
+        CM_E_TOO_LARGE);
     cr_assert_eq(st, 413);
     free(huge);
     /* An old-term message from an unknown sender changes nothing. */
@@ -111,8 +110,7 @@ Test(master_input, malformed_peer_messages_are_rejected, .timeout = 60)
              "\"entries\":[]}",
              &st);
     /* Admin: wrong types. */
-    cr_assert_eq(tc_admin(&c, 0, "/admin/add-master", "{\"id\":\"x\",\"url\":1}"),
-                 CM_E_BAD_FIELD);
+    cr_assert_eq(tc_admin(&c, 0, "/admin/add-master", "{\"id\":\"x\",\"url\":1}"), CM_E_BAD_FIELD);
     cr_assert_eq(tc_admin(&c, 0, "/admin/add-master", "{\"id\":5,\"url\":\"nope\"}"),
                  CM_E_BAD_FIELD);
     cr_assert_eq(tc_admin(&c, 0, "/admin/remove-master", "{\"id\":42}"), CM_E_NOENT);
@@ -168,15 +166,52 @@ Test(master_input, secret_is_required_when_configured, .timeout = 60)
     cr_assert_eq(cm_http_client_new(&cw, &hw), 0);
     cr_assert_eq(cm_http_client_new(&cr, &hr), 0);
     const char *body = "{\"key\":\"k\",\"value\":\"v\",\"client\":\"c\",\"seq\":1}";
-    cr_assert_eq(raw_post(hw, c.m[0].client_port, "/v1/kv/put", body, strlen(body),
-                          "application/json", &st),
-                 CM_E_UNAUTHORIZED);
+    cr_assert_eq(
+        raw_post(hw, c.m[0].client_port, "/v1/kv/put", body, strlen(body), "application/json", &st),
+        CM_E_UNAUTHORIZED);
     deadline = tc_now_ms() + 10000;
     do {
-        rc = raw_post(hr, c.m[0].client_port, "/v1/kv/put", body, strlen(body),
-                      "application/json", &st);
+        rc = raw_post(hr, c.m[0].client_port, "/v1/kv/put", body, strlen(body), "application/json",
+                      &st);
     } while (rc == CM_E_NOT_LEADER && tc_now_ms() < deadline);
     cr_assert_eq(rc, 0);
+    /* A wrong secret on the peer and admin endpoints: 401 before anything is looked at... */
+    const char *peer_body = "{\"from\":2,\"to\":1,\"term\":1,\"prev_index\":0,"
+                            "\"prev_term\":0,\"commit\":0,\"entries\":[]}";
+    cr_assert_eq(raw_post(hw, c.m[0].http_port, "/raft/append", peer_body, strlen(peer_body),
+                          "application/json", &st),
+                 CM_E_UNAUTHORIZED);
+    cr_assert_eq(st, 401);
+    const char *admin[][2] = {{"/admin/add-master", "{\"id\":5,\"url\":\"http://127.0.0.1:1\"}"},
+                              {"/admin/remove-master", "{\"id\":42}"},
+                              {"/admin/transfer-leader", "{}"}};
+    for (size_t i = 0; i < sizeof(admin) / sizeof(admin[0]); i++) {
+        cr_assert_eq(raw_post(hw, c.m[0].http_port, admin[i][0], admin[i][1], strlen(admin[i][1]),
+                              "application/json", &st),
+                     CM_E_UNAUTHORIZED, "%s", admin[i][0]);
+        cr_assert_eq(st, 401, "%s", admin[i][0]);
+    }
+    /* ...while the right one gets through to the handlers (which refuse these bodies). */
+    cr_assert_eq(raw_post(hr, c.m[0].http_port, "/raft/append", "{", 1, "application/json", &st),
+                 CM_E_BAD_JSON);
+    cr_assert_eq(raw_post(hr, c.m[0].http_port, "/admin/remove-master", "{\"id\":42}", 9,
+                          "application/json", &st),
+                 CM_E_NOENT);
+    /* Each refusal is logged, saying whether the secret was wrong or missing, and no secret
+     * ever appears in the log. */
+    const char *logged[][2] = {{"POST /raft/append from ", "wrong cluster secret"},
+                               {"POST /admin/add-master from ", "wrong cluster secret"},
+                               {"POST /admin/remove-master from ", "wrong cluster secret"},
+                               {"POST /admin/transfer-leader from ", "wrong cluster secret"},
+                               {"POST /v1/kv/put from ", "wrong cluster secret"},
+                               {"POST /raft/append from ", "missing cluster secret"},
+                               {"POST /admin/remove-master from ", "missing cluster secret"},
+                               {"POST /v1/kv/put from ", "missing cluster secret"}};
+    for (size_t i = 0; i < sizeof(logged) / sizeof(logged[0]); i++)
+        cr_assert(tc_wait_log(&c, 0, logged[i][0], logged[i][1], 5000), "no \"%s... %s\" logged",
+                  logged[i][0], logged[i][1]);
+    cr_assert(!tc_log_has(&c, 0, "s3cret-value", NULL), "the secret is in the log");
+    cr_assert(!tc_log_has(&c, 0, "not-it", NULL), "the wrong secret is in the log");
     cJSON *s = tc_status(&c, 0);
     cr_assert_not_null(s, "/status is public");
     cJSON_Delete(s);
@@ -191,6 +226,36 @@ static int run_master(const char *args)
     snprintf(cmd, sizeof(cmd), "%s %s >/dev/null 2>&1", DFS_MASTER_BIN, args);
     int st = system(cmd);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(master_input, help_lists_every_flag)
+{
+    char cmd[600], out[8192];
+    snprintf(cmd, sizeof(cmd), "%s --help", DFS_MASTER_BIN);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    size_t len = fread(out, 1, sizeof(out) - 1, p);
+    out[len] = '\0';
+    int st = pclose(p);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "--help exit status %d", st);
+    /* The design document's flags and the additions, each with its own line. */
+    const char *flags[] = {"--id",
+                           "--addr",
+                           "--http-port",
+                           "--peers",
+                           "--advertise-addr",
+                           "--storage-dir",
+                           "--election-timeout-ms",
+                           "--heartbeat-ms",
+                           "--snapshot-entries",
+                           "--secret-file",
+                           "--log-level",
+                           "--help"};
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+        char line[64];
+        snprintf(line, sizeof(line), "\n  %s ", flags[i]);
+        cr_assert_not_null(strstr(out, line), "--help does not list %s:\n%s", flags[i], out);
+    }
 }
 
 Test(master_input, bad_flags_and_unusable_storage_exit_2)
@@ -239,5 +304,143 @@ Test(master_input, sigterm_while_waiting_for_peers_exits_cleanly, .timeout = 30)
     cr_assert_eq(got, c.m[0].pid, "still waiting for peers after SIGTERM");
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
     c.m[0].pid = 0;
+    tc_destroy(&c);
+}
+
+/* Master i's /status once every message queued before this call was handled: /status runs a
+ * step on the node's loop (rn_run_sync) after reading its state, so the first call returns
+ * after the earlier messages' batch, the second after a later batch, and the third reads the
+ * state that batch left. */
+static cJSON *status_after_queue(struct tc_cluster *c, int i)
+{
+    for (int k = 0; k < 2; k++)
+        cJSON_Delete(tc_status(c, i));
+    cJSON *s = tc_status(c, i);
+    cr_assert_not_null(s, "master %d does not answer", i + 1);
+    return s;
+}
+
+static uint64_t u64_of(const cJSON *s, const char *field)
+{
+    uint64_t v = 0;
+    cr_assert_eq(cm_json_get_u64(s, field, &v), 0, "no %s", field);
+    return v;
+}
+
+/* Waits until follower f applied everything leader committed; with term not 0, also fails the
+ * test if either one's term is not term. */
+static void wait_applied(struct tc_cluster *c, int f, int leader, uint64_t term)
+{
+    uint64_t deadline = tc_now_ms() + 10000;
+    for (;;) {
+        cJSON *sl = status_after_queue(c, leader), *sf = status_after_queue(c, f);
+        uint64_t commit = u64_of(sl, "commit_index"), applied = u64_of(sf, "applied_index");
+        uint64_t tl = u64_of(sl, "term"), tf = u64_of(sf, "term");
+        cJSON_Delete(sl);
+        cJSON_Delete(sf);
+        cr_assert(term == 0 || (tl == term && tf == term), "the term moved: %llu, %llu",
+                  (unsigned long long)tl, (unsigned long long)tf);
+        if (applied >= commit)
+            return;
+        cr_assert_lt(tc_now_ms(), deadline, "master %d does not apply commit index %llu", f + 1,
+                     (unsigned long long)commit);
+        usleep(20 * 1000);
+    }
+}
+
+/* POSTs body to path on master i's peer port; the message must be taken (200 {}, the Raft core
+ * answers it with a message of its own). */
+static void post_peer(struct tc_cluster *c, int i, const char *path, const char *body)
+{
+    int st = 0;
+    cr_assert_eq(
+        raw_post(c->http, c->m[i].http_port, path, body, strlen(body), "application/json", &st), 0,
+        "%s: %s", path, body);
+    cr_assert_eq(st, 200);
+}
+
+Test(master_input, old_term_messages_from_a_member_change_nothing, .timeout = 120)
+{
+    struct tc_cluster c;
+    tc_init(&c, 3, NULL);
+    tc_start_all(&c);
+    int old = tc_wait_leader(&c, 10000);
+    cr_assert_geq(old, 0);
+    char key[16];
+    for (int k = 0; k < 5; k++) {
+        snprintf(key, sizeof(key), "k%d", k);
+        cr_assert_eq(tc_put(&c, "w", (uint64_t)k + 1, key, "before", 10000), 0);
+    }
+    /* Leadership moves on, so the first leader's term is an old one (and at least 1, a term the
+     * core would otherwise accept). */
+    int now = (old + 1) % 3, f = (old + 2) % 3;
+    char body[8192];
+    snprintf(body, sizeof(body), "{\"target\":%d}", now + 1);
+    cr_assert_eq(tc_admin(&c, old, "/admin/transfer-leader", body), 0);
+    cr_assert_eq(tc_wait_leader(&c, 10000), now);
+    wait_applied(&c, f, now, 0);
+    cJSON *s0 = status_after_queue(&c, f);
+    uint64_t term = u64_of(s0, "term"), vote = u64_of(s0, "vote"), last = u64_of(s0, "last_index"),
+             commit = u64_of(s0, "commit_index");
+    cr_assert_eq(u64_of(s0, "leader_id"), (uint64_t)now + 1);
+    cr_assert_geq(term, 2);
+    cJSON_Delete(s0);
+
+    /* The first leader's messages of its old term, as if delayed in the network, to follower
+     * f. Each would do damage if taken: the append replaces f's whole log with no-ops of the
+     * old term (last + 2 of them, committed), the timeout-now starts an election, the votes ask
+     * for f's vote with a log that looks longer. */
+    size_t len = (size_t)snprintf(body, sizeof(body),
+                                  "{\"from\":%d,\"to\":%d,\"term\":%llu,\"prev_index\":0,"
+                                  "\"prev_term\":0,\"commit\":%llu,\"entries\":[",
+                                  old + 1, f + 1, (unsigned long long)term - 1,
+                                  (unsigned long long)last + 2);
+    for (uint64_t k = 0; k < last + 2; k++)
+        len += (size_t)snprintf(body + len, sizeof(body) - len,
+                                "%s{\"term\":%llu,\"type\":1,"
+                                "\"data\":\"\"}",
+                                k ? "," : "", (unsigned long long)term - 1);
+    snprintf(body + len, sizeof(body) - len, "]}");
+    cr_assert_lt(len + 2, sizeof(body));
+    post_peer(&c, f, "/raft/append", body);
+    snprintf(body, sizeof(body), "{\"from\":%d,\"to\":%d,\"term\":%llu}", now + 1, f + 1,
+             (unsigned long long)term - 1);
+    post_peer(&c, f, "/raft/timeout-now", body);
+    const char *votes[] = {"/raft/vote", "/raft/pre-vote"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(body, sizeof(body),
+                 "{\"from\":%d,\"to\":%d,\"term\":%llu,\"last_log_index\":%llu,"
+                 "\"last_log_term\":%llu}",
+                 old + 1, f + 1, (unsigned long long)term - 1, (unsigned long long)last + 100,
+                 (unsigned long long)term - 1);
+        post_peer(&c, f, votes[k], body);
+    }
+
+    /* f took none of it: same term, vote, leader, log and commit index. */
+    cJSON *s1 = status_after_queue(&c, f);
+    const char *role = "";
+    cm_json_get_str(s1, "role", 32, &role, NULL);
+    cr_assert_str_eq(role, "FOLLOWER");
+    cr_assert_eq(u64_of(s1, "term"), term);
+    cr_assert_eq(u64_of(s1, "vote"), vote);
+    cr_assert_eq(u64_of(s1, "leader_id"), (uint64_t)now + 1);
+    cr_assert_eq(u64_of(s1, "last_index"), last, "entries of the old term were appended");
+    cr_assert_eq(u64_of(s1, "commit_index"), commit);
+    cJSON_Delete(s1);
+
+    /* The cluster still commits, f included, in the same term, with the old data intact. */
+    cr_assert_eq(tc_put(&c, "w", 100, "after", "yes", 10000), 0);
+    wait_applied(&c, f, now, term);
+    char *v = NULL;
+    cr_assert_eq(tc_get_at(&c, f, "after", true, &v), 0);
+    cr_assert_str_eq(v, "yes");
+    free(v);
+    for (int k = 0; k < 5; k++) {
+        snprintf(key, sizeof(key), "k%d", k);
+        cr_assert_eq(tc_get_at(&c, f, key, true, &v), 0, "%s", key);
+        cr_assert_str_eq(v, "before");
+        free(v);
+    }
+    cr_assert_eq(tc_wait_leader(&c, 10000), now);
     tc_destroy(&c);
 }
