@@ -73,6 +73,12 @@ void dfs_conn_stats(struct dfs *fs, struct dfs_master_conn_stats *out);
  * failovers, timeouts and connection errors with the same (client, seq), so each is applied at
  * most once and a retry gets the first answer. out pointers may be NULL unless said otherwise. */
 
+/* Called with each directory's attributes that a namespace change made by this client returned
+ * (the parents of what it created, removed or renamed), as of just after the change; from the
+ * thread that made the change. Set once, before any call. */
+typedef void (*dfs_dir_attr_fn)(void *ctx, const struct dfs_attr *a);
+void dfs_set_dir_attr_hook(struct dfs *fs, dfs_dir_attr_fn fn, void *ctx);
+
 /* The entry name in parent ("." and ".." allowed). */
 int dfs_lookup(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh parent, const char *name,
                struct dfs_attr *out);
@@ -166,8 +172,9 @@ int dfs_statfs(struct dfs *fs, struct dfs_statfs *out);
  * An open file buffers what is written into at most one block of memory, stores a block when it
  * fills or when a write goes elsewhere, and commits at dfs_file_flush (or, at a write, when 4096
  * stored blocks wait or the oldest has waited 10 minutes: the masters delete unreferenced blocks
- * an hour after their ids were reserved, so a writer must not sit on stored blocks that long). Only a successful flush makes writes durable and visible to others: close-to-open
- * consistency. Reads through the same dfs_file see its own writes at once. */
+ * an hour after their ids were reserved, so a writer must not sit on stored blocks that long). Only
+ * a successful flush makes writes durable and visible to others: close-to-open consistency. Reads
+ * through the same dfs_file see its own writes at once. */
 struct dfs_file;
 
 /* Opens the regular file fh for reading and writing (no permission is checked here: the

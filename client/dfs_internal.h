@@ -42,6 +42,8 @@ struct dfs {
         char addr[16][272]; /* ADDR_MAX of dfs_data.c */
     } place_cache;
     struct dfs_data_stats stats;
+    dfs_dir_attr_fn dir_attr_hook; /* dfs_set_dir_attr_hook */
+    void *dir_attr_ctx;
 };
 
 /* A request body being built: the first failure sticks in err and later adds do nothing. */

@@ -26,7 +26,6 @@
 #define READDIR_DEFAULT 256
 #define READDIR_MAX     4096
 
-
 static int read_random(void *buf, size_t len)
 {
     int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
@@ -123,7 +122,6 @@ void dfs_conn_stats(struct dfs *fs, struct dfs_master_conn_stats *out)
 }
 
 /* ---- request building: the first failure sticks in b->err ---- */
-
 
 void dreq_init(struct dfs_req *b)
 {
@@ -253,7 +251,7 @@ int dfs__answer_attr(const cJSON *ans, struct dfs_attr *out)
 
 /* A read: adds the credential and follower_read, posts, frees the body. */
 int dfs__read(struct dfs *fs, const char *path, struct dfs_req *b, const struct dfs_cred *cred,
-                   cJSON **ans)
+              cJSON **ans)
 {
     int rc;
 
@@ -299,10 +297,29 @@ static void session_give(struct dfs *fs, struct session *s)
     pthread_mutex_unlock(&fs->mu);
 }
 
+void dfs_set_dir_attr_hook(struct dfs *fs, dfs_dir_attr_fn fn, void *ctx)
+{
+    fs->dir_attr_hook = fn;
+    fs->dir_attr_ctx = ctx;
+}
+
+/* Hands the directories among a change's answer's "attrs" to the hook. */
+static void report_dirs(struct dfs *fs, const cJSON *ans)
+{
+    const cJSON *it;
+    struct dfs_attr a;
+
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(ans, "attrs"))
+    {
+        if (dfs__parse_attr(it, &a) == 0 && S_ISDIR(a.mode) && a.nlink > 0)
+            fs->dir_attr_hook(fs->dir_attr_ctx, &a);
+    }
+}
+
 /* A mutation: takes a session, adds (client, next seq) and the credential, posts; master_conn
  * resends this very body on every retry, so the masters apply it at most once. */
 int dfs__mutate(struct dfs *fs, const char *path, struct dfs_req *b, const struct dfs_cred *cred,
-                     cJSON **ans)
+                cJSON **ans)
 {
     struct session *s;
     int rc;
@@ -319,6 +336,8 @@ int dfs__mutate(struct dfs *fs, const char *path, struct dfs_req *b, const struc
         rc = dfs_master_conn_post(fs->mc, path, b->j, ans);
     }
     session_give(fs, s);
+    if (rc == 0 && fs->dir_attr_hook != NULL)
+        report_dirs(fs, *ans);
 out:
     cJSON_Delete(b->j);
     b->j = NULL;
@@ -409,8 +428,8 @@ int dfs_resolve_path(struct dfs *fs, const struct dfs_cred *cred, const char *pa
 }
 
 /* A mutation whose answer's attr (the new or changed inode) goes to out. */
-static int mutate_attr(struct dfs *fs, const char *path, struct dfs_req *b, const struct dfs_cred *cred,
-                       struct dfs_attr *out, cJSON **keep)
+static int mutate_attr(struct dfs *fs, const char *path, struct dfs_req *b,
+                       const struct dfs_cred *cred, struct dfs_attr *out, cJSON **keep)
 {
     cJSON *ans;
     int rc = dfs__mutate(fs, path, b, cred, &ans);

@@ -22,6 +22,11 @@ struct node {
     /* Unlinked while open: the name it was hidden under until its last close. */
     char *hidden_name;
     struct dfs_fh hidden_parent;
+    /* A directory's attributes as a change this mount made in it left them (ops.c,
+     * fz_dir_attr), answered to GETATTR until dattr_until (monotonic ms): the kernel drops
+     * its own copy after every such change and would ask the masters again. */
+    struct dfs_attr dattr;
+    uint64_t dattr_until;
     UT_hash_handle hh;
 };
 
@@ -52,6 +57,9 @@ struct fz {
         uint32_t g[FZ_GROUPS_MAX];
     } creds[FZ_CRED_SLOTS];
 };
+
+/* libdfs's dir_attr hook (dfs_set_dir_attr_hook; ctx: the struct fz). */
+void fz_dir_attr(void *ctx, const struct dfs_attr *a);
 
 /* The lowlevel operations (ops.c). */
 extern const struct fuse_lowlevel_ops fz_ops;

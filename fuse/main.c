@@ -218,6 +218,8 @@ int main(int argc, char **argv)
         LOG_ERROR("fuse: opening %s: %s", z.opt.masters, cm_strerror(rc));
         goto out_unmount;
     }
+    if (z.opt.attr_timeout > 0)
+        dfs_set_dir_attr_hook(z.fs, fz_dir_attr, &z);
     LOG_INFO("fuse: %s mounted at %s", z.opt.masters, copts.mountpoint);
     if (copts.singlethread) {
         ret = fuse_session_loop(se);

@@ -336,14 +336,52 @@ static void reply_attr(fuse_req_t req, int rc, struct dfs_attr *a)
     fuse_reply_attr(req, &st, Z(req)->opt.attr_timeout);
 }
 
+void fz_dir_attr(void *ctx, const struct dfs_attr *a)
+{
+    struct fz *z = ctx;
+    struct node *n;
+
+    pthread_mutex_lock(&z->mu);
+    n = fz_node_get(z, a->ino);
+    /* Of two changes answered out of order, the later one's (ctime) stays. */
+    if (n != NULL && n->gen == a->gen &&
+        (n->dattr_until == 0 || a->ctime_ns >= n->dattr.ctime_ns)) {
+        n->dattr = *a;
+        n->dattr_until = mono_ms() + (uint64_t)(z->opt.attr_timeout * 1000);
+    }
+    pthread_mutex_unlock(&z->mu);
+}
+
+/* A directory's attributes as this mount's last change in it left them, for as long as the
+ * kernel would have kept them itself (attr_timeout). */
+static bool dir_attr_cached(struct fz *z, fuse_ino_t ino, struct dfs_attr *out)
+{
+    struct node *n;
+    bool hit = false;
+
+    pthread_mutex_lock(&z->mu);
+    n = fz_node_get(z, ino);
+    if (n != NULL && n->dattr_until != 0 && n->dattr.gen == n->gen && mono_ms() < n->dattr_until) {
+        *out = n->dattr;
+        hit = true;
+    }
+    pthread_mutex_unlock(&z->mu);
+    return hit;
+}
+
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct fz *z = Z(req);
     struct dfs_fh fh;
     struct dfs_attr a;
-    int rc = fh_of(z, ino, &fh);
+    int rc;
 
     (void)fi;
+    if (dir_attr_cached(z, ino, &a)) {
+        reply_attr(req, 0, &a);
+        return;
+    }
+    rc = fh_of(z, ino, &fh);
     if (rc == 0)
         rc = dfs_getattr(z->fs, NULL, fh, &a);
     reply_attr(req, rc, &a);

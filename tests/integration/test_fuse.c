@@ -127,6 +127,37 @@ Test(fuse, close_to_open_between_two_mounts)
     finish(c);
 }
 
+/* A directory's attributes right after changes made through this mount (the mount answers them
+ * from the changes' own results for attr_timeout, 0.5 s here), and after a change made through
+ * another mount once attr_timeout has passed. */
+Test(fuse, directory_attributes_follow_changes_here_and_elsewhere)
+{
+    struct tc_cluster *c = start();
+    struct tc_mount a, b;
+
+    tc_mount(c, &a, "a", NULL);
+    tc_mount(c, &b, "b", NULL);
+    cr_assert_eq(tc_sh("cd %s && mkdir d && test $(stat -c %%h d) = 2 && "
+                       "mkdir d/x && test $(stat -c %%h d) = 3 && "
+                       "mkdir d/y && test $(stat -c %%h d) = 4 && rmdir d/x && "
+                       "test $(stat -c %%h d) = 3 && t1=$(stat -c %%Z d) && sleep 1.1 && "
+                       "touch d/f && test $(stat -c %%Z d) -gt $t1 && t2=$(stat -c %%Z d) && "
+                       "sleep 1.1 && mv d/f d/g && test $(stat -c %%Z d) -gt $t2 && "
+                       "chmod 700 d && test $(stat -c %%a d) = 700 && "
+                       "test $(stat -c %%h .) -ge 3",
+                       a.dir),
+                 0);
+    /* Changed through b: a sees it once its copy is older than attr_timeout. */
+    cr_assert_eq(tc_sh("stat %s/d >/dev/null && mkdir %s/d/z && sleep 0.7 && "
+                       "test $(stat -c %%h %s/d) = 4 && chmod 750 %s/d && sleep 0.7 && "
+                       "test $(stat -c %%a %s/d) = 750",
+                       a.dir, b.dir, a.dir, b.dir, a.dir),
+                 0);
+    tc_umount(&a);
+    tc_umount(&b);
+    finish(c);
+}
+
 Test(fuse, cp_r_of_usr_include, .timeout = 1500)
 {
     struct tc_cluster *c = start();
