@@ -212,17 +212,12 @@ struct raw_peer {
     pthread_t t;
 };
 
-static void *raw_peer_run(void *arg)
+/* Reads one request's head from fd into buf (NUL-terminated); returns the bytes read. */
+static size_t read_head(int fd, char *buf, size_t cap)
 {
-    struct raw_peer *p = arg;
-    char buf[4096];
     size_t got = 0;
-    int fd = accept(p->lfd, NULL, NULL);
-
-    if (fd < 0)
-        return NULL;
-    while (got < sizeof(buf) - 1) {
-        ssize_t n = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+    while (got < cap - 1) {
+        ssize_t n = recv(fd, buf + got, cap - 1 - got, 0);
         if (n <= 0)
             break;
         got += (size_t)n;
@@ -230,6 +225,18 @@ static void *raw_peer_run(void *arg)
         if (strstr(buf, "\r\n\r\n"))
             break;
     }
+    return got;
+}
+
+static void *raw_peer_run(void *arg)
+{
+    struct raw_peer *p = arg;
+    char buf[4096];
+    int fd = accept(p->lfd, NULL, NULL);
+
+    if (fd < 0)
+        return NULL;
+    read_head(fd, buf, sizeof(buf));
     if (p->answer != NULL)
         send(fd, p->answer, strlen(p->answer), MSG_NOSIGNAL);
     close(fd);
@@ -745,28 +752,32 @@ static int body_rewind(void *ctx)
     return 0;
 }
 
-/* Reads one request's head from fd into buf (NUL-terminated); returns the bytes read. */
-static size_t read_head(int fd, char *buf, size_t cap)
-{
-    size_t got = 0;
-    while (got < cap - 1) {
-        ssize_t n = recv(fd, buf + got, cap - 1 - got, 0);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-        buf[got] = '\0';
-        if (strstr(buf, "\r\n\r\n"))
-            break;
-    }
-    return got;
-}
-
 struct closing_peer {
     int lfd;
     const char *want; /* the body the second connection must bring */
     bool body_ok;
     pthread_t t;
 };
+
+/* Reads a PUT of REWIND_BODY bytes into buf (2 * REWIND_BODY): *body is where its body starts;
+ * returns the body bytes that came. */
+static size_t read_put(int fd, char *buf, char **body)
+{
+    size_t got = read_head(fd, buf, 2 * REWIND_BODY), have;
+    char *end = strstr(buf, "\r\n\r\n");
+
+    if (end == NULL)
+        return 0;
+    *body = end + 4;
+    have = got - (size_t)(*body - buf);
+    while (have < REWIND_BODY) {
+        ssize_t n = recv(fd, *body + have, REWIND_BODY - have, 0);
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+    }
+    return have;
+}
 
 /* Answers a first request with keep-alive, then closes that connection when the next request
  * arrives on it, without an answer (as a peer restarting or timing the connection out does);
@@ -776,32 +787,16 @@ static void *closing_peer_run(void *arg)
     static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                              "Content-Length: 2\r\n\r\n{}";
     struct closing_peer *p = arg;
-    char *buf = malloc(2 * REWIND_BODY);
+    char *buf = malloc(2 * REWIND_BODY), *body;
     int fd = accept(p->lfd, NULL, NULL);
 
     read_head(fd, buf, 2 * REWIND_BODY);
     send(fd, ok, sizeof(ok) - 1, MSG_NOSIGNAL);
     /* The whole PUT (so that the close is a clean end, not a reset), then gone. */
-    size_t got1 = read_head(fd, buf, 2 * REWIND_BODY);
-    char *end = strstr(buf, "\r\n\r\n");
-    size_t have1 = end != NULL ? got1 - (size_t)(end + 4 - buf) : 0;
-    while (end != NULL && have1 < REWIND_BODY) {
-        ssize_t n = recv(fd, buf, 2 * REWIND_BODY, 0);
-        if (n <= 0)
-            break;
-        have1 += (size_t)n;
-    }
+    read_put(fd, buf, &body);
     close(fd);
     fd = accept(p->lfd, NULL, NULL);
-    size_t got = read_head(fd, buf, 2 * REWIND_BODY);
-    char *body = strstr(buf, "\r\n\r\n") + 4;
-    size_t have = got - (size_t)(body - buf);
-    while (have < REWIND_BODY) {
-        ssize_t n = recv(fd, body + have, REWIND_BODY - have, 0);
-        if (n <= 0)
-            break;
-        have += (size_t)n;
-    }
+    size_t have = read_put(fd, buf, &body);
     p->body_ok = have == REWIND_BODY && memcmp(body, p->want, REWIND_BODY) == 0;
     send(fd, ok, sizeof(ok) - 1, MSG_NOSIGNAL);
     close(fd);
