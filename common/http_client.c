@@ -58,14 +58,16 @@ static void conf_close(struct conf *cf)
     memset(cf->hdrs, 0, sizeof(cf->hdrs));
 }
 
-/* A header list: "Expect:" (none: libcurl would send "Expect: 100-continue" with every PUT
- * upload and wait a round trip for the answer before the body, at every hop of a chunkserver
- * pipeline), the secret line (if any), a Content-Type (if any) and the extra header lines (if
- * any: "Name: value" lines separated by '\n'). */
-static int make_hdrs(const struct conf *cf, const char *ctype, const char *extra,
+/* A header list: the Expect line, the secret line (if any), a Content-Type (if any) and the
+ * extra header lines (if any: "Name: value" lines separated by '\n'). Without expect, "Expect:"
+ * (none: libcurl would send "Expect: 100-continue" with every PUT upload and wait a round trip
+ * for the answer before the body, at every hop of a chunkserver pipeline); with it, "Expect:
+ * 100-continue", for uploads a server that refuses them would not read (CM_HTTP_EXPECT_ABOVE). */
+static int make_hdrs(const struct conf *cf, const char *ctype, const char *extra, bool expect,
                      struct curl_slist **out)
 {
-    struct curl_slist *l = curl_slist_append(NULL, "Expect:"), *n;
+    struct curl_slist *l = curl_slist_append(NULL, expect ? "Expect: 100-continue" : "Expect:");
+    struct curl_slist *n;
     char line[HDR_LINE_MAX];
 
     if (l == NULL)
@@ -131,7 +133,7 @@ static int conf_init(struct conf *cf, const struct cm_http_client_config *cfg)
                  (int)cfg->secret->len, cfg->secret->value);
     }
     for (int i = 0; i < 3; i++) {
-        rc = make_hdrs(cf, types[i], NULL, &cf->hdrs[i]);
+        rc = make_hdrs(cf, types[i], NULL, false, &cf->hdrs[i]);
         if (rc < 0) {
             conf_close(cf);
             return rc;
@@ -287,6 +289,7 @@ static int xfer_setup(struct xfer *x, struct handle *h, const struct conf *cf, c
 {
     CURL *e = h->easy;
     struct curl_slist *hdrs;
+    bool expect;
     int rc;
 
     memset(x, 0, sizeof(*x));
@@ -298,8 +301,17 @@ static int xfer_setup(struct xfer *x, struct handle *h, const struct conf *cf, c
     x->download = s->download;
     x->download_ctx = s->download_ctx;
     x->flags = s->flags;
-    if (s->hdr == HDR_CUSTOM) {
-        rc = make_hdrs(cf, s->ctype, s->extra, &x->own_hdrs);
+    /* A large or chunked upload first asks for "100 Continue": a server refusing it at the
+     * start answers at once without reading it, and the connection it then closes with the body
+     * unread would be reset under a client still sending, losing the answer (a full disk would
+     * look like a network error). Small bodies go at once; such a server reads and drops them. */
+    expect = s->upload != NULL && (s->upload_len < 0 || s->upload_len > CM_HTTP_EXPECT_ABOVE);
+    if (s->hdr == HDR_CUSTOM || expect) {
+        const char *ctype = s->hdr == HDR_CUSTOM ? s->ctype
+                            : s->hdr == HDR_JSON ? JSON_TYPE
+                            : s->hdr == HDR_OCTET ? OCTET_TYPE
+                                                  : NULL;
+        rc = make_hdrs(cf, ctype, s->extra, expect, &x->own_hdrs);
         if (rc < 0)
             return rc;
         hdrs = x->own_hdrs;

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "common/errors.h"
+#include "common/http_client.h"
 #include "common/json.h"
 #include "common/log.h"
 
@@ -30,7 +31,7 @@
 #define BODY_MIN_CAP  1024
 #define MAX_METHOD    16
 #define ALLOW_BUF_LEN 128
-#define DISCARD_MIN   (1024 * 1024) /* chunked bodies discarded after an error, at least */
+#define DISCARD_MIN   CM_HTTP_EXPECT_ABOVE /* bodies discarded after an error, at least */
 #define DRAIN_MS      1000          /* how long stop waits for answers to waiting requests */
 
 enum seg_kind { SEG_LIT, SEG_PARAM, SEG_REST };
