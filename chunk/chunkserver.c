@@ -31,6 +31,7 @@ void cs_config_default(struct cs_config *cfg)
     snprintf(cfg->bind_host, sizeof(cfg->bind_host), "0.0.0.0");
     cfg->port = 7200;
     cfg->block_size = CS_DEFAULT_BLOCK_SIZE;
+    cfg->journal_bytes = CS_DEFAULT_JOURNAL_BYTES;
     cfg->threads = CS_DEFAULT_THREADS;
     cfg->heartbeat_ms = CS_DEFAULT_HEARTBEAT_MS;
     cfg->report_interval_s = CS_DEFAULT_REPORT_S;
@@ -132,6 +133,7 @@ int cs_start(const struct cs_config *cfg, struct chunkserver **out)
 
     stcfg.dir = cfg->storage_dir;
     stcfg.block_size = cfg->block_size;
+    stcfg.journal_bytes = cfg->journal_bytes;
     stcfg.on_corrupt = on_corrupt;
     stcfg.ctx = cs;
     rc = cs_store_open(&stcfg, &cs->store, &scan);

@@ -10,6 +10,7 @@
 
 #define CS_DEFAULT_ADDR           "0.0.0.0:7200"
 #define CS_DEFAULT_THREADS        8
+#define CS_DEFAULT_JOURNAL_BYTES  (64ULL * 1024 * 1024)
 #define CS_DEFAULT_HEARTBEAT_MS   3000
 #define CS_DEFAULT_REPORT_S       3600
 #define CS_DEFAULT_SCRUB_RATE     (8ULL * 1024 * 1024) /* bytes per second */
@@ -30,6 +31,7 @@ struct cs_config {
     char rack[CS_RACK_MAX];  /* "" allowed */
     struct cm_secret secret; /* len 0: none */
     uint64_t block_size;     /* largest block; 0: 64 MiB */
+    uint64_t journal_bytes;  /* small-block journal of a new store; 0: none */
     unsigned threads;        /* HTTP worker threads; 0: default */
     uint32_t heartbeat_ms;
     uint32_t report_interval_s; /* full block report period */

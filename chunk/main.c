@@ -37,6 +37,8 @@ static void usage(FILE *f)
             "  --rack NAME               failure domain reported to the masters (default none)\n"
             "  --secret-file FILE        cluster secret carried by and required on requests\n"
             "  --block-size BYTES        largest block accepted (default 64M; K, M, G suffixes)\n"
+            "  --journal-size BYTES      small-block journal of a new storage directory\n"
+            "                            (default 64M; 0: none, every block synced alone)\n"
             "  --threads N               HTTP worker threads (default %d)\n"
             "  --heartbeat-ms MS         heartbeat period (default %d)\n"
             "  --report-interval-s S     full block report period (default %d; 0: on demand)\n"
@@ -107,6 +109,7 @@ int main(int argc, char **argv)
         O_RACK,
         O_SECRET,
         O_BLOCK,
+        O_JOURNAL,
         O_THREADS,
         O_HEARTBEAT,
         O_REPORT,
@@ -124,6 +127,7 @@ int main(int argc, char **argv)
         {"rack", required_argument, NULL, O_RACK},
         {"secret-file", required_argument, NULL, O_SECRET},
         {"block-size", required_argument, NULL, O_BLOCK},
+        {"journal-size", required_argument, NULL, O_JOURNAL},
         {"threads", required_argument, NULL, O_THREADS},
         {"heartbeat-ms", required_argument, NULL, O_HEARTBEAT},
         {"report-interval-s", required_argument, NULL, O_REPORT},
@@ -173,6 +177,13 @@ int main(int argc, char **argv)
             if (cm_flag_size(optarg, CS_MIN_BLOCK_SIZE, CS_MAX_BLOCK_SIZE, &v) != 0)
                 return bad("--block-size", optarg, "must be 64K to 1G");
             cfg.block_size = v;
+            break;
+        case O_JOURNAL:
+            if (strcmp(optarg, "0") == 0)
+                v = 0;
+            else if (cm_flag_size(optarg, 1024 * 1024, 1ULL << 32, &v) != 0)
+                return bad("--journal-size", optarg, "must be 0 or 1M to 4G");
+            cfg.journal_bytes = v;
             break;
         case O_THREADS:
             if (cm_flag_u64(optarg, 1, 256, &v) != 0)

@@ -118,6 +118,17 @@ static int metrics_handler(struct cm_http_req *req, void *data)
            "Chunks or block files that failed their CRC.", f.st.checksum_failures);
     metric(&t, "dfs_cs_no_space_total", "counter", "Writes refused or failed for lack of space.",
            f.st.no_space);
+    if (f.st.journal) {
+        metric(&t, "dfs_cs_journal_blocks_total", "counter",
+               "Small blocks made durable by a journal record.", f.st.journal_records);
+        metric(&t, "dfs_cs_journal_syncs_total", "counter",
+               "Journal syncs (each covers the records written meanwhile).", f.st.journal_syncs);
+        metric(&t, "dfs_cs_journal_checkpoints_total", "counter",
+               "Journal generations ended (block files synced, journal emptied).",
+               f.st.journal_checkpoints);
+        metric(&t, "dfs_cs_journal_used_bytes", "gauge", "Bytes of records in the journal.",
+               f.st.journal_used);
+    }
     metric(&t, "dfs_cs_puts_total", "counter", "Blocks stored by PUT.", atomic_load(&cs->puts));
     metric(&t, "dfs_cs_put_errors_total", "counter", "PUTs that failed locally.",
            atomic_load(&cs->puts_failed));

@@ -1,7 +1,9 @@
-/* Block files: blocks/<id[10..11]>/<id[12..13]>/<id>.blk (format 2; format 1 stores keep
+/* Block files: blocks/<id[10..11]>/<id[12..13]>/<id>.blk (formats 2 and 3; format 1 stores keep
  * blocks/<id[14..15]>/<id[12..13]>/) holding the data, one little-endian
  * CRC32C per 64 KiB chunk and a 32-byte footer; written as <id>.tmp.<n> beside it, synced,
- * renamed and the directory synced. The table and the change log live behind one mutex;
+ * renamed and the directory synced. Format 3 adds the small-block journal (chunk/journal.h): a
+ * block of up to CS_JOURNAL_BLOCK_MAX bytes is made durable by its journal record instead, and
+ * its file synced by the journal's next checkpoint. The table and the change log live behind one mutex;
  * a block's commits and deletes are serialized by a lock striped by block id, so that a rename
  * and its table update agree. */
 #include "chunk/store.h"
@@ -23,6 +25,7 @@
 
 #include "chunk/blkmap.h"
 #include "chunk/crc_combine.h"
+#include "chunk/journal.h"
 #include "common/crc32c.h"
 #include "common/errors.h"
 #include "common/log.h"
@@ -31,7 +34,7 @@
 #define FORMAT_TMP     "FORMAT.tmp"
 #define LOCK_FILE      "LOCK"
 #define BLOCKS_DIR     "blocks"
-#define FORMAT_VERSION 2 /* what new stores get; 1 is still read */
+#define FORMAT_VERSION 3 /* what new stores get (2 with a journal); 1 and 2 are still read */
 #define FOOTER_BYTES   32
 #define FOOTER_MAGIC   "DFSBLK\0\1"
 #define BLK_SUFFIX     ".blk"
@@ -50,7 +53,8 @@ struct cs_store {
     int lock_fd;
     uint64_t block_size;
     char storage_id[CS_STORAGE_ID_HEX + 1];
-    unsigned version; /* the store's format: where block files live */
+    unsigned version; /* the store's format: where block files live, whether a journal */
+    struct cs_journal *journal; /* NULL: none (format 1 or 2, or the config asks for none) */
     void (*on_corrupt)(void *ctx, uint64_t id);
     void *ctx;
     pthread_mutex_t mu; /* table, changes, used, ncorrupt */
@@ -82,6 +86,11 @@ struct cs_writer {
     uint32_t *chunks;
     size_t nchunks;
     size_t chunks_cap;
+    /* A small block headed for the journal: its bytes are kept here and written to the
+     * temporary file at commit; NULL once it grew past CS_JOURNAL_BLOCK_MAX (then written as
+     * they come, like a large block). */
+    char *jbuf;
+    size_t jcap;
     int err;
     bool committed;
 };
@@ -242,6 +251,8 @@ static void block_dir(const struct cs_store *s, uint64_t id, char *out, size_t c
     snprintf(out, cap, BLOCKS_DIR "/%.2s/%.2s", hex + first_digits(s), hex + 12);
 }
 
+static int ensure_dirs(struct cs_store *s, const char *dir);
+
 static void block_path(const struct cs_store *s, uint64_t id, char *out, size_t cap)
 {
     char dir[DIR_PATH_MAX], hex[CS_BLOCK_ID_HEX + 1];
@@ -399,22 +410,14 @@ static int read_format(struct cs_store *s)
     return 0;
 }
 
-/* A new directory: a storage id, FORMAT written atomically, blocks/ created. */
-static int create_format(struct cs_store *s)
+/* Writes FORMAT (s->version, s->storage_id) atomically: a temporary, synced, renamed. */
+static int write_format(struct cs_store *s)
 {
-    unsigned char rnd[CS_STORAGE_ID_HEX / 2];
     char text[128];
     int fd, len, rc;
 
-    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
-        return CM_E_IO;
-    for (size_t i = 0; i < sizeof(rnd); i++)
-        snprintf(s->storage_id + 2 * i, 3, "%02x", rnd[i]);
-    s->version = FORMAT_VERSION;
-    len = snprintf(text, sizeof(text), "dfs-chunkserver-store %d\nstorage_id %s\n", FORMAT_VERSION,
+    len = snprintf(text, sizeof(text), "dfs-chunkserver-store %u\nstorage_id %s\n", s->version,
                    s->storage_id);
-    if (mkdirat(s->root_fd, BLOCKS_DIR, 0755) < 0 && errno != EEXIST)
-        return errno_code(errno);
     fd = openat(s->root_fd, FORMAT_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return errno_code(errno);
@@ -428,9 +431,100 @@ static int create_format(struct cs_store *s)
         rc = errno_code(errno);
     if (rc < 0)
         unlinkat(s->root_fd, FORMAT_TMP, 0);
-    else
+    return rc;
+}
+
+/* A new directory: a storage id, FORMAT written atomically, blocks/ created. Format 3 (a
+ * journal) when one is asked for, else 2. */
+static int create_format(struct cs_store *s, bool journal)
+{
+    unsigned char rnd[CS_STORAGE_ID_HEX / 2];
+    int rc;
+
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+        return CM_E_IO;
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(s->storage_id + 2 * i, 3, "%02x", rnd[i]);
+    s->version = journal ? FORMAT_VERSION : 2;
+    if (mkdirat(s->root_fd, BLOCKS_DIR, 0755) < 0 && errno != EEXIST)
+        return errno_code(errno);
+    rc = write_format(s);
+    if (rc == 0)
         LOG_INFO("store: new storage directory, storage id %s", s->storage_id);
     return rc;
+}
+
+/* A journal record being replayed at open: the block file it holds is written again (synced by
+ * the journal's checkpoint that follows), or a deleted block's file removed. */
+static int replay_record(void *ctx, enum cs_journal_kind kind, uint64_t id, const void *payload,
+                         size_t plen)
+{
+    struct cs_store *s = ctx;
+    char dir[DIR_PATH_MAX], tmp[REL_PATH_MAX], final[REL_PATH_MAX], hex[CS_BLOCK_ID_HEX + 1];
+    int fd, rc;
+
+    block_dir(s, id, dir, sizeof(dir));
+    block_path(s, id, final, sizeof(final));
+    if (kind == CS_JOURNAL_DELETED) {
+        if (unlinkat(s->root_fd, final, 0) < 0 && errno != ENOENT)
+            return errno_code(errno);
+        return 0;
+    }
+    rc = ensure_dirs(s, dir);
+    if (rc < 0)
+        return rc;
+    cs_block_id_format(id, hex);
+    snprintf(tmp, sizeof(tmp), "%s/%s" TMP_INFIX "replay", dir, hex);
+    fd = openat(s->root_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return errno_code(errno);
+    rc = pwrite_full(fd, payload, plen, 0);
+    close(fd);
+    if (rc == 0 && renameat(s->root_fd, tmp, s->root_fd, final) < 0)
+        rc = errno_code(errno);
+    if (rc < 0)
+        unlinkat(s->root_fd, tmp, 0);
+    return rc;
+}
+
+/* The size of a new journal: as asked, but at most a sixteenth of the file system, rounded to
+ * whole MiB; 0 (none) when that is under CS_JOURNAL_MIN_BYTES. */
+static uint64_t journal_size(const struct cs_store *s, uint64_t asked)
+{
+    struct statvfs v;
+    uint64_t cap;
+
+    if (asked == 0 || fstatvfs(s->root_fd, &v) < 0)
+        return 0;
+    cap = (uint64_t)v.f_blocks * v.f_frsize / 16;
+    if (asked > cap)
+        asked = cap;
+    asked &= ~(uint64_t)(1024 * 1024 - 1);
+    return asked >= CS_JOURNAL_MIN_BYTES ? asked : 0;
+}
+
+/* Opens the journal of a format 3 store, or makes a format 2 store one of format 3 with a new
+ * journal when asked for one (bytes from journal_size). */
+static int open_journal(struct cs_store *s, uint64_t bytes)
+{
+    int rc;
+
+    if (s->version == 1)
+        return 0; /* its layout predates the journal; blocks are synced one by one */
+    if (s->version == 2) {
+        if (bytes == 0)
+            return 0;
+        s->version = 3;
+        rc = write_format(s);
+        if (rc < 0) {
+            s->version = 2;
+            return rc;
+        }
+        LOG_INFO("store: format 2 upgraded to 3 (a small-block journal)");
+    }
+    /* A format 3 store without its file (a crash right after FORMAT was written) gets one. */
+    return cs_journal_open(s->root_fd, bytes ? bytes : CS_JOURNAL_MIN_BYTES, replay_record, s,
+                           &s->journal);
 }
 
 static bool is_hex2(const char *name)
@@ -534,6 +628,7 @@ int cs_store_open(const struct cs_store_config *cfg, struct cs_store **out,
 {
     struct cs_scan_result r = {0};
     struct cs_store *s;
+    uint64_t jbytes;
     int rc;
 
     if (cfg == NULL || cfg->dir == NULL || out == NULL ||
@@ -580,15 +675,19 @@ int cs_store_open(const struct cs_store_config *cfg, struct cs_store **out,
         LOG_ERROR("store: %s is in use by another chunkserver", cfg->dir);
         goto fail_lock;
     }
+    jbytes = journal_size(s, cfg->journal_bytes);
     rc = read_format(s);
     if (rc == CM_E_NOENT)
-        rc = create_format(s);
+        rc = create_format(s, jbytes > 0);
     if (rc < 0)
         goto fail_lock;
     if (mkdirat(s->root_fd, BLOCKS_DIR, 0755) < 0 && errno != EEXIST) {
         rc = errno_code(errno);
         goto fail_lock;
     }
+    rc = open_journal(s, jbytes);
+    if (rc < 0)
+        goto fail_lock;
     rc = scan_dir(s, BLOCKS_DIR, NULL, NULL, &r);
     if (rc < 0) {
         LOG_ERROR("store: scanning %s failed: %s", cfg->dir, cm_strerror(rc));
@@ -601,6 +700,7 @@ int cs_store_open(const struct cs_store_config *cfg, struct cs_store **out,
 
 fail_table:
     blkmap_close(&s->table);
+    cs_journal_close(s->journal);
 fail_lock:
     close(s->lock_fd);
 fail_root:
@@ -620,6 +720,7 @@ void cs_store_close(struct cs_store *s)
 {
     if (s == NULL)
         return;
+    cs_journal_close(s->journal);
     blkmap_close(&s->table);
     blkmap_close(&s->changes);
     close(s->lock_fd);
@@ -714,6 +815,13 @@ int cs_writer_open(struct cs_store *s, uint64_t id, int64_t len_hint, struct cs_
     rc = CM_E_IO;
     if (w->fd < 0)
         goto fail;
+    if (s->journal != NULL && len_hint <= CS_JOURNAL_BLOCK_MAX) {
+        w->jcap = len_hint >= 0 ? (size_t)len_hint : CS_CHUNK_SIZE;
+        w->jbuf = malloc(w->jcap ? w->jcap : 1);
+        rc = CM_E_NOMEM;
+        if (w->jbuf == NULL)
+            goto fail;
+    }
     if (len_hint >= 0) {
         /* Reserve the whole file now, so a full disk is found before any byte is taken. */
         off_t total = (off_t)file_bytes((uint64_t)len_hint);
@@ -732,6 +840,32 @@ fail:
     return rc;
 }
 
+/* Keeps the bytes of a small block in memory, or writes them to the temporary file (all kept
+ * so far first, once the block grows past what the journal takes). */
+static int keep_small(struct cs_writer *w, const void *buf, size_t len)
+{
+    if (w->jbuf != NULL && w->len + len <= CS_JOURNAL_BLOCK_MAX) {
+        if (w->len + len > w->jcap) {
+            size_t cap = w->jcap * 2 > w->len + len ? w->jcap * 2 : w->len + len;
+            char *nb = realloc(w->jbuf, cap);
+            if (nb == NULL)
+                return CM_E_NOMEM;
+            w->jbuf = nb;
+            w->jcap = cap;
+        }
+        memcpy(w->jbuf + w->len, buf, len);
+        return 0;
+    }
+    if (w->jbuf != NULL) {
+        int rc = pwrite_full(w->fd, w->jbuf, (size_t)w->len, 0);
+        if (rc < 0)
+            return rc;
+        free(w->jbuf);
+        w->jbuf = NULL;
+    }
+    return pwrite_full(w->fd, buf, len, w->len);
+}
+
 int cs_writer_append(struct cs_writer *w, const void *buf, size_t len)
 {
     const unsigned char *p = buf;
@@ -746,7 +880,7 @@ int cs_writer_append(struct cs_writer *w, const void *buf, size_t len)
         w->err = CM_E_TOO_LARGE;
         return w->err;
     }
-    rc = pwrite_full(w->fd, buf, len, w->len);
+    rc = keep_small(w, buf, len);
     if (rc < 0) {
         count_nospc(w->s, rc);
         w->err = rc;
@@ -770,7 +904,7 @@ int cs_writer_append(struct cs_writer *w, const void *buf, size_t len)
     }
     w->len += len;
     atomic_fetch_add(&w->s->bytes_written, len);
-    if (w->len - w->synced >= SYNC_EVERY) {
+    if (w->jbuf == NULL && w->len - w->synced >= SYNC_EVERY) {
         /* Start writeback early so the fsync at commit has less to wait for. */
         sync_file_range(w->fd, (off_t)w->synced, (off_t)(w->len - w->synced),
                         SYNC_FILE_RANGE_WRITE);
@@ -812,9 +946,10 @@ int cs_writer_commit(struct cs_writer *w, const uint32_t *expected_crc, struct c
     struct cs_store *s = w->s;
     unsigned char *trailer = NULL, *foot;
     struct blkmap_val *held;
+    bool journaled = false;
     size_t tlen;
     uint32_t fcrc;
-    int rc;
+    int rc = 0;
 
     if (w->err < 0 || w->committed)
         return w->err < 0 ? w->err : CM_E_INVAL;
@@ -842,10 +977,12 @@ int cs_writer_commit(struct cs_writer *w, const uint32_t *expected_crc, struct c
     put_le32(foot + 24, (uint32_t)w->nchunks);
     fcrc = cm_crc32c(0, trailer, tlen - 4);
     put_le32(foot + 28, fcrc);
-    rc = pwrite_full(w->fd, trailer, tlen, w->len);
+    rc = w->jbuf != NULL ? pwrite_full(w->fd, w->jbuf, (size_t)w->len, 0) : 0;
+    if (rc == 0)
+        rc = pwrite_full(w->fd, trailer, tlen, w->len);
     if (rc < 0)
         goto fail;
-    if (fsync(w->fd) < 0) {
+    if (w->jbuf == NULL && fsync(w->fd) < 0) {
         rc = errno_code(errno);
         goto fail;
     }
@@ -868,13 +1005,32 @@ int cs_writer_commit(struct cs_writer *w, const uint32_t *expected_crc, struct c
         w->committed = true;
         goto done;
     }
+    if (w->jbuf != NULL) {
+        /* Durable once its record is; the file follows at the next checkpoint. If the journal
+         * cannot take it, the block's own file is synced instead. */
+        journaled = cs_journal_put(s->journal, w->id, w->jbuf, (size_t)w->len, trailer, tlen) == 0;
+        if (!journaled && fsync(w->fd) < 0) {
+            rc = errno_code(errno);
+            pthread_mutex_unlock(commit_mu_of(s, w->id));
+            goto fail;
+        }
+    }
     if (renameat(s->root_fd, w->tmp, s->root_fd, w->final) < 0) {
         rc = errno_code(errno);
+        if (journaled) {
+            cs_journal_deleted(s->journal, w->id);
+            cs_journal_settle(s->journal);
+        }
         pthread_mutex_unlock(commit_mu_of(s, w->id));
         goto fail;
     }
     w->committed = true;
-    rc = fsync_dir_at(s->root_fd, w->dir);
+    if (journaled) {
+        cs_journal_settle(s->journal);
+        rc = 0;
+    } else {
+        rc = fsync_dir_at(s->root_fd, w->dir);
+    }
     if (rc < 0) {
         /* Not durable: take it back out rather than answer success (a corrupt block it
          * replaced is gone too). */
@@ -927,6 +1083,7 @@ void cs_writer_free(struct cs_writer *w)
         close(w->fd);
     if (!w->committed && w->tmp[0] != '\0')
         unlinkat(w->s->root_fd, w->tmp, 0);
+    free(w->jbuf);
     free(w->chunks);
     free(w);
 }
@@ -1097,6 +1254,11 @@ void cs_reader_free(struct cs_reader *r)
 
 /* ---- table operations ---- */
 
+int cs_store_checkpoint(struct cs_store *s)
+{
+    return s->journal != NULL ? cs_journal_checkpoint(s->journal) : 0;
+}
+
 int cs_store_get(struct cs_store *s, uint64_t id, struct cs_block_info *out)
 {
     struct blkmap_val *v;
@@ -1128,6 +1290,8 @@ int cs_store_delete(struct cs_store *s, uint64_t id)
     pthread_mutex_unlock(&s->mu);
     if (rc == 0 && unlinkat(s->root_fd, path, 0) < 0 && errno != ENOENT)
         rc = errno_code(errno);
+    if (rc == 0 && s->journal != NULL)
+        cs_journal_deleted(s->journal, id); /* a replay must not bring it back */
     if (rc == 0) {
         pthread_mutex_lock(&s->mu);
         table_remove(s, id);
@@ -1265,6 +1429,16 @@ void cs_store_stats(struct cs_store *s, struct cs_store_stats *out)
     out->bytes_read = atomic_load(&s->bytes_read);
     out->checksum_failures = atomic_load(&s->checksum_failures);
     out->no_space = atomic_load(&s->no_space);
+    out->journal = s->journal != NULL;
+    if (s->journal != NULL) {
+        struct cs_journal_stats js;
+        cs_journal_stats(s->journal, &js);
+        out->journal_records = js.records;
+        out->journal_syncs = js.syncs;
+        out->journal_checkpoints = js.checkpoints;
+        out->journal_used = js.used;
+        out->journal_bytes = js.bytes;
+    }
 }
 
 int cs_store_space(struct cs_store *s, uint64_t *capacity, uint64_t *free_bytes)

@@ -17,12 +17,18 @@
 #define CS_READ_WINDOW (1024 * 1024)
 /* Bytes after the data of a block file holding n chunk CRCs (docs/chunkserver.md). */
 #define CS_TRAILER_BYTES(n) ((uint64_t)(n)*4 + 32)
+/* The largest block (data bytes) written through the journal. */
+#define CS_JOURNAL_BLOCK_MAX (256 * 1024)
 
 struct cs_store;
 
 struct cs_store_config {
     const char *dir;     /* the storage directory; must exist and be writable */
     uint64_t block_size; /* the largest block accepted; 0: CS_DEFAULT_BLOCK_SIZE */
+    /* Size of the small-block journal (chunk/journal.h) made with a new store; 0: no journal
+     * (every block's own file and directory are synced at commit). A store that has a journal
+     * keeps and replays it whatever this says. */
+    uint64_t journal_bytes;
     /* Called when a block is newly marked corrupt, on the thread that found it, with no store
      * lock held; may be NULL. */
     void (*on_corrupt)(void *ctx, uint64_t id);
@@ -53,6 +59,8 @@ struct cs_store_stats {
     uint64_t bytes_read;    /* block data read and verified since open (scrubbing included) */
     uint64_t checksum_failures;
     uint64_t no_space; /* writes refused or failed for lack of space */
+    bool journal;      /* the store has a small-block journal (the fields below) */
+    uint64_t journal_records, journal_syncs, journal_checkpoints, journal_used, journal_bytes;
 };
 
 /* Changes to the table not yet told to the masters: the last event per block wins. */
@@ -97,7 +105,9 @@ int cs_writer_open(struct cs_store *s, uint64_t id, int64_t len_hint, struct cs_
 int cs_writer_append(struct cs_writer *w, const void *buf, size_t len);
 uint64_t cs_writer_len(const struct cs_writer *w);
 /* Makes the block durable and visible: writes the CRC table and footer, fsyncs, renames the
- * temporary to the block's name and fsyncs the directory. expected_crc (may be NULL) must equal
+ * temporary to the block's name and fsyncs the directory; a block of at most
+ * CS_JOURNAL_BLOCK_MAX bytes in a store with a journal is instead made durable by its journal
+ * record (group-committed with other writers') and renamed without syncs. expected_crc (may be NULL) must equal
  * the CRC32C of the data (else CM_E_CORRUPT). A block of the same id already held with the same
  * length and CRCs is success (nothing changes); with different content it is CM_E_EXIST, unless
  * the held one is marked corrupt, which is replaced. *out (may be NULL) receives the block.
@@ -132,6 +142,9 @@ void cs_reader_free(struct cs_reader *r);
 
 /* ---- the table ---- */
 
+/* Syncs the files of the blocks made durable by the journal and empties it (the journal does
+ * so by itself when half full, idle or old, and at close). Returns 0 or CM_E_IO. */
+int cs_store_checkpoint(struct cs_store *s);
 /* Returns 0 or CM_E_NOENT. */
 int cs_store_get(struct cs_store *s, uint64_t id, struct cs_block_info *out);
 /* Deletes a block (not waiting for the directory to be synced: a deleted block that returns

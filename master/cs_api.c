@@ -453,8 +453,21 @@ static int h_place(struct cm_http_req *req, void *data)
                                     "chunkservers not heard from since this master became "
                                     "leader; retry",
                                     NULL);
-    if (n == 0)
-        return cm_http_answer_error(req, CM_E_NOSPC, "no live chunkserver with free space", NULL);
+    if (n == 0) {
+        /* Full only when a live chunkserver says so; none live (none registered yet, or all
+         * silent) is a wait the client retries through, not ENOSPC for the user. */
+        struct cs_info *all = NULL;
+        size_t nall = 0;
+        bool full = false;
+        if (cs_list(m->cs, now, &all, &nall) == 0)
+            for (size_t i = 0; i < nall; i++)
+                full |= all[i].alive && all[i].no_space;
+        free(all);
+        if (full)
+            return cm_http_answer_error(req, CM_E_NOSPC, "no live chunkserver with free space",
+                                        NULL);
+        return cm_http_answer_error(req, CM_E_UNAVAILABLE, "no live chunkserver; retry", NULL);
+    }
     cJSON *o = cJSON_CreateObject(), *a;
     if (o == NULL || (a = cJSON_AddArrayToObject(o, MCS_F_CHUNKSERVERS)) == NULL) {
         cJSON_Delete(o);
