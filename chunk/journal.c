@@ -219,8 +219,8 @@ static int replay(struct cs_journal *j, cs_journal_replay_fn fn, void *ctx, uint
 
 static void *checkpointer(void *arg);
 
-int cs_journal_open(int root_fd, uint64_t bytes, cs_journal_replay_fn fn, void *ctx,
-                    struct cs_journal **out)
+int cs_journal_open(int root_fd, uint64_t bytes, bool background, cs_journal_replay_fn fn,
+                    void *ctx, struct cs_journal **out)
 {
     unsigned char h[20];
     struct cs_journal *j;
@@ -285,11 +285,13 @@ int cs_journal_open(int root_fd, uint64_t bytes, cs_journal_replay_fn fn, void *
     }
     j->tail = j->synced = CS_JOURNAL_HEADER;
     j->st.bytes = j->bytes;
-    if (pthread_create(&j->thread, NULL, checkpointer, j) != 0) {
-        rc = CM_E_NOMEM;
-        goto fail;
+    if (background) {
+        if (pthread_create(&j->thread, NULL, checkpointer, j) != 0) {
+            rc = CM_E_NOMEM;
+            goto fail;
+        }
+        j->thread_started = true;
     }
-    j->thread_started = true;
     *out = j;
     return 0;
 

@@ -14,6 +14,7 @@
 #ifndef DFS_CHUNK_JOURNAL_H
 #define DFS_CHUNK_JOURNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,12 +41,14 @@ struct cs_journal_stats {
 typedef int (*cs_journal_replay_fn)(void *ctx, enum cs_journal_kind kind, uint64_t id,
                                     const void *payload, size_t plen);
 
-/* Opens (or creates, filled with zeros, of bytes bytes) the journal in the directory root_fd,
+/* Opens (or creates, its space reserved, of bytes bytes) the journal in the directory root_fd,
  * replays it through fn, then checkpoints (the replayed files are synced with the file system).
- * The file keeps the size it was created with. Errors: CM_E_STORE (a damaged header), CM_E_IO,
- * CM_E_NOSPC, CM_E_NOMEM, or fn's. Starts the background checkpointer. */
-int cs_journal_open(int root_fd, uint64_t bytes, cs_journal_replay_fn fn, void *ctx,
-                    struct cs_journal **out);
+ * The file keeps the size it was created with. With background, a thread checkpoints when the
+ * journal is half full, idle for a second or its oldest record 30 s old; without (tests), only
+ * when full, asked, or at close. Errors: CM_E_STORE (a damaged header), CM_E_IO, CM_E_NOSPC,
+ * CM_E_NOMEM, or fn's. */
+int cs_journal_open(int root_fd, uint64_t bytes, bool background, cs_journal_replay_fn fn,
+                    void *ctx, struct cs_journal **out);
 /* Checkpoints (when it can) and frees j. NULL is a no-op. */
 void cs_journal_close(struct cs_journal *j);
 

@@ -505,7 +505,7 @@ static uint64_t journal_size(const struct cs_store *s, uint64_t asked)
 
 /* Opens the journal of a format 3 store, or makes a format 2 store one of format 3 with a new
  * journal when asked for one (bytes from journal_size). */
-static int open_journal(struct cs_store *s, uint64_t bytes)
+static int open_journal(struct cs_store *s, uint64_t bytes, bool manual)
 {
     int rc;
 
@@ -523,8 +523,8 @@ static int open_journal(struct cs_store *s, uint64_t bytes)
         LOG_INFO("store: format 2 upgraded to 3 (a small-block journal)");
     }
     /* A format 3 store without its file (a crash right after FORMAT was written) gets one. */
-    return cs_journal_open(s->root_fd, bytes ? bytes : CS_JOURNAL_MIN_BYTES, replay_record, s,
-                           &s->journal);
+    return cs_journal_open(s->root_fd, bytes ? bytes : CS_JOURNAL_MIN_BYTES, !manual,
+                           replay_record, s, &s->journal);
 }
 
 static bool is_hex2(const char *name)
@@ -685,7 +685,7 @@ int cs_store_open(const struct cs_store_config *cfg, struct cs_store **out,
         rc = errno_code(errno);
         goto fail_lock;
     }
-    rc = open_journal(s, jbytes);
+    rc = open_journal(s, jbytes, cfg->journal_manual);
     if (rc < 0)
         goto fail_lock;
     rc = scan_dir(s, BLOCKS_DIR, NULL, NULL, &r);

@@ -29,6 +29,7 @@ struct cs_store_config {
      * (every block's own file and directory are synced at commit). A store that has a journal
      * keeps and replays it whatever this says. */
     uint64_t journal_bytes;
+    bool journal_manual; /* tests: the journal checkpoints only when full, asked, or at close */
     /* Called when a block is newly marked corrupt, on the thread that found it, with no store
      * lock held; may be NULL. */
     void (*on_corrupt)(void *ctx, uint64_t id);
