@@ -274,15 +274,16 @@ int cs_journal_open(int root_fd, uint64_t bytes, bool background, cs_journal_rep
         LOG_ERROR("store: replaying the journal failed: %s", cm_strerror(rc));
         goto fail;
     }
-    if (count > 0) {
-        /* The replayed files are durable before the records go. */
-        rc = syncfs(root_fd) < 0 ? io_code(errno) : write_header(j->fd, j->gen + 1);
-        if (rc < 0)
-            goto fail;
-        j->gen++;
+    /* The replayed files are durable before the records go. A new generation even when none
+     * was replayed: records of this one that a crash left past a torn one (never acknowledged)
+     * must not be read as part of the next life's records. */
+    rc = count > 0 && syncfs(root_fd) < 0 ? io_code(errno) : write_header(j->fd, j->gen + 1);
+    if (rc < 0)
+        goto fail;
+    j->gen++;
+    if (count > 0)
         LOG_INFO("store: journal replayed: %zu records, %" PRIu64 " bytes", count,
                  end - CS_JOURNAL_HEADER);
-    }
     j->tail = j->synced = CS_JOURNAL_HEADER;
     j->st.bytes = j->bytes;
     if (background) {
