@@ -267,6 +267,10 @@ static int new_handle(struct handle **out)
     curl_easy_setopt(h->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h->easy, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(h->easy, CURLOPT_PROTOCOLS_STR, "http");
+    /* Straight to the peer: an http_proxy in the environment of whoever started a daemon or a
+     * mount must not reroute cluster traffic (nor be looked up on every request). */
+    curl_easy_setopt(h->easy, CURLOPT_PROXY, "");
+    curl_easy_setopt(h->easy, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(h->easy, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(h->easy, CURLOPT_READFUNCTION, on_read);
     curl_easy_setopt(h->easy, CURLOPT_SEEKFUNCTION, on_seek);

@@ -297,6 +297,30 @@ Test(http_client, silent_server_is_timeout)
     close(fd);
 }
 
+/* A proxy named in the environment (here one that does not exist) is not used: cluster traffic
+ * goes straight to the peer, synchronous and async alike. */
+Test(http_client, a_proxy_in_the_environment_is_ignored)
+{
+    struct cm_http_client_config cfg = {.timeout_ms = 3000};
+    static const char *vars[] = {"http_proxy", "HTTP_PROXY", "ALL_PROXY", "all_proxy"};
+    struct cm_http_client *c;
+    struct cm_http_response r;
+    char u[128];
+
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+        setenv(vars[i], "http://127.0.0.1:1", 1);
+    unsetenv("no_proxy");
+    unsetenv("NO_PROXY");
+    cr_assert_eq(cm_http_client_new(&cfg, &c), 0);
+    url_of(u, sizeof(u), srv, "/ok");
+    cr_assert_eq(cm_http_get_json(c, u, &r), 0);
+    cr_assert_eq(r.status, 200);
+    cm_http_response_clear(&r);
+    cm_http_client_free(c);
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+        unsetenv(vars[i]);
+}
+
 Test(http_client, peer_closing_without_answer_is_connect_error)
 {
     struct cm_http_response r;
