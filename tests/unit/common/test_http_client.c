@@ -298,7 +298,7 @@ Test(http_client, silent_server_is_timeout)
 }
 
 /* A proxy named in the environment (here one that does not exist) is not used: cluster traffic
- * goes straight to the peer, synchronous and async alike. */
+ * goes straight to the peer (async calls take their handles from the same new_handle). */
 Test(http_client, a_proxy_in_the_environment_is_ignored)
 {
     struct cm_http_client_config cfg = {.timeout_ms = 3000};
