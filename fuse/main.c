@@ -25,6 +25,7 @@ static const struct fuse_opt opt_spec[] = {
     OPT("log_level=%s", log_level),
     OPT("attr_timeout=%lf", attr_timeout),
     OPT("entry_timeout=%lf", entry_timeout),
+    OPT("negative_timeout=%lf", negative_timeout),
     OPT("block_size=%u", block_size),
     OPT("replication=%u", replication),
     OPT("op_timeout=%u", op_timeout_s),
@@ -89,6 +90,8 @@ static void usage(const char *prog)
            "    -o secret_file=FILE      the cluster secret\n"
            "    -o attr_timeout=SECONDS  how long the kernel caches attributes (default 1)\n"
            "    -o entry_timeout=SECONDS how long the kernel caches names (default 1)\n"
+           "    -o negative_timeout=SECONDS  how long it remembers a name is absent\n"
+           "                             (default: entry_timeout)\n"
            "    -o block_size=BYTES      block size of new data (default 64 MiB)\n"
            "    -o replication=N         copies of each new block (default 3)\n"
            "    -o op_timeout=SECONDS    an operation fails after this long without a\n"
@@ -125,8 +128,11 @@ int main(int argc, char **argv)
 
     ps.o.attr_timeout = 1.0;
     ps.o.entry_timeout = 1.0;
+    ps.o.negative_timeout = -1.0;
     if (fuse_opt_parse(&args, &ps, opt_spec, parse_key) != 0)
         return 2;
+    if (ps.o.negative_timeout == -1.0) /* not given */
+        ps.o.negative_timeout = ps.o.entry_timeout;
     z.opt = ps.o;
     if (ps.help) {
         usage(argv[0]);
@@ -161,8 +167,10 @@ int main(int argc, char **argv)
         ret = mount_error("bad log_level %s%s", z.opt.log_level, "");
         goto out_args;
     }
-    if (z.opt.attr_timeout < 0 || z.opt.entry_timeout < 0) {
-        ret = mount_error("attr_timeout and entry_timeout cannot be negative%s%s", "", "");
+    if (z.opt.attr_timeout < 0 || z.opt.entry_timeout < 0 || z.opt.negative_timeout < 0) {
+        ret = mount_error("attr_timeout, entry_timeout and negative_timeout cannot be "
+                          "negative%s%s",
+                          "", "");
         goto out_args;
     }
     cm_log_init("dfs", copts.debug ? CM_LOG_DEBUG : level);

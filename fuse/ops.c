@@ -289,6 +289,14 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
     if (rc == 0)
         rc = dfs_lookup(z->fs, cred_of(req, &cb), p, name, &a);
+    if (rc == CM_E_NOENT && z->opt.negative_timeout > 0) {
+        /* Absent: the kernel remembers that for negative_timeout (inode 0), so the lookup a
+         * create, cp or a compiler's include search makes right after another is answered
+         * without the masters. Changes through this mount replace the entry at once. */
+        struct fuse_entry_param e = {.ino = 0, .entry_timeout = z->opt.negative_timeout};
+        fuse_reply_entry(req, &e);
+        return;
+    }
     reply_entry(req, rc, &a);
 }
 

@@ -122,6 +122,19 @@ Test(fuse, close_to_open_between_two_mounts)
                        "done; exit 1",
                        a.dir, b.dir),
                  0);
+    /* A name found absent is remembered for negative_timeout: through n (30 s) a name made
+     * elsewhere stays absent for now, through z (0) it is there at once; a name n found absent
+     * and then made itself is there at once. */
+    struct tc_mount n, z;
+    tc_mount(c, &n, "n", "negative_timeout=30");
+    tc_mount(c, &z, "z", "negative_timeout=0");
+    cr_assert_eq(tc_sh("test ! -e %s/late && test ! -e %s/late && touch %s/late && "
+                       "test -e %s/late && test ! -e %s/late && "
+                       "test ! -e %s/own && touch %s/own && test -e %s/own",
+                       n.dir, z.dir, a.dir, z.dir, n.dir, n.dir, n.dir, n.dir),
+                 0);
+    tc_umount(&n);
+    tc_umount(&z);
     tc_umount(&a);
     tc_umount(&b);
     finish(c);
