@@ -3,9 +3,9 @@
  * CRC32C per 64 KiB chunk and a 32-byte footer; written as <id>.tmp.<n> beside it, synced,
  * renamed and the directory synced. Format 3 adds the small-block journal (chunk/journal.h): a
  * block of up to CS_JOURNAL_BLOCK_MAX bytes is made durable by its journal record instead, and
- * its file synced by the journal's next checkpoint. The table and the change log live behind one mutex;
- * a block's commits and deletes are serialized by a lock striped by block id, so that a rename
- * and its table update agree. */
+ * its file synced by the journal's next checkpoint. The table and the change log live behind one
+ * mutex; a block's commits and deletes are serialized by a lock striped by block id, so that a
+ * rename and its table update agree. */
 #include "chunk/store.h"
 
 #include <dirent.h>
@@ -53,7 +53,7 @@ struct cs_store {
     int lock_fd;
     uint64_t block_size;
     char storage_id[CS_STORAGE_ID_HEX + 1];
-    unsigned version; /* the store's format: where block files live, whether a journal */
+    unsigned version;           /* the store's format: where block files live, whether a journal */
     struct cs_journal *journal; /* NULL: none (format 1 or 2, or the config asks for none) */
     void (*on_corrupt)(void *ctx, uint64_t id);
     void *ctx;
@@ -523,8 +523,8 @@ static int open_journal(struct cs_store *s, uint64_t bytes, bool manual)
         LOG_INFO("store: format 2 upgraded to 3 (a small-block journal)");
     }
     /* A format 3 store without its file (a crash right after FORMAT was written) gets one. */
-    return cs_journal_open(s->root_fd, bytes ? bytes : CS_JOURNAL_MIN_BYTES, !manual,
-                           replay_record, s, &s->journal);
+    return cs_journal_open(s->root_fd, bytes ? bytes : CS_JOURNAL_MIN_BYTES, !manual, replay_record,
+                           s, &s->journal);
 }
 
 static bool is_hex2(const char *name)

@@ -107,12 +107,13 @@ int cs_writer_append(struct cs_writer *w, const void *buf, size_t len);
 uint64_t cs_writer_len(const struct cs_writer *w);
 /* Makes the block durable and visible: writes the CRC table and footer, fsyncs, renames the
  * temporary to the block's name and fsyncs the directory; a block of at most
- * CS_JOURNAL_BLOCK_MAX bytes in a store with a journal is instead made durable by its journal
- * record (group-committed with other writers') and renamed without syncs. expected_crc (may be NULL) must equal
- * the CRC32C of the data (else CM_E_CORRUPT). A block of the same id already held with the same
- * length and CRCs is success (nothing changes); with different content it is CM_E_EXIST, unless
- * the held one is marked corrupt, which is replaced. *out (may be NULL) receives the block.
- * Errors also CM_E_NOSPC, CM_E_IO; on every error nothing of this write remains on disk. */
+ * CS_JOURNAL_BLOCK_MAX bytes in a store with a journal is made durable by its journal record
+ * instead (group-committed with other writers') and renamed without syncs. expected_crc (may be
+ * NULL) must equal the CRC32C of the data (else CM_E_CORRUPT). A block of the same id already
+ * held with the same length and CRCs is success (nothing changes); with different content it is
+ * CM_E_EXIST, unless the held one is marked corrupt, which is replaced. *out (may be NULL)
+ * receives the block. Errors also CM_E_NOSPC, CM_E_IO; on every error nothing of this write
+ * remains on disk. */
 int cs_writer_commit(struct cs_writer *w, const uint32_t *expected_crc, struct cs_block_info *out);
 /* Frees w and deletes its temporary unless committed. NULL is a no-op. */
 void cs_writer_free(struct cs_writer *w);

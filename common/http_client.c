@@ -311,8 +311,8 @@ static int xfer_setup(struct xfer *x, struct handle *h, const struct conf *cf, c
      * look like a network error). Small bodies go at once; such a server reads and drops them. */
     expect = s->upload != NULL && (s->upload_len < 0 || s->upload_len > CM_HTTP_EXPECT_ABOVE);
     if (s->hdr == HDR_CUSTOM || expect) {
-        const char *ctype = s->hdr == HDR_CUSTOM ? s->ctype
-                            : s->hdr == HDR_JSON ? JSON_TYPE
+        const char *ctype = s->hdr == HDR_CUSTOM  ? s->ctype
+                            : s->hdr == HDR_JSON  ? JSON_TYPE
                             : s->hdr == HDR_OCTET ? OCTET_TYPE
                                                   : NULL;
         rc = make_hdrs(cf, ctype, s->extra, expect, &x->own_hdrs);

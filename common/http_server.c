@@ -32,7 +32,7 @@
 #define MAX_METHOD    16
 #define ALLOW_BUF_LEN 128
 #define DISCARD_MIN   CM_HTTP_EXPECT_ABOVE /* bodies discarded after an error, at least */
-#define DRAIN_MS      1000          /* how long stop waits for answers to waiting requests */
+#define DRAIN_MS      1000                 /* how long stop waits for answers to waiting requests */
 
 enum seg_kind { SEG_LIT, SEG_PARAM, SEG_REST };
 
