@@ -176,7 +176,7 @@ Test(daemon, flags_and_exit_codes)
     cr_assert_gt(n, 0);
     const char *flags[] = {"--addr",       "--advertise-addr", "--master-addr", "--storage-dir",
                            "--rack",       "--secret-file",    "--log-level",   "--help",
-                           "--block-size", "--scrub-rate"};
+                           "--block-size", "--scrub-rate",     "--journal-size"};
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
         cr_assert_not_null(strstr(text, flags[i]), "--help does not list %s", flags[i]);
     free(text);
@@ -194,6 +194,10 @@ Test(daemon, flags_and_exit_codes)
         2);
     cr_assert_eq(run_rc((char *[]){"--master-addr", fm.addr, "--storage-dir", root, "--block-size",
                                    "12", NULL},
+                        out),
+                 2);
+    cr_assert_eq(run_rc((char *[]){"--master-addr", fm.addr, "--storage-dir", root,
+                                   "--journal-size", "100K", NULL},
                         out),
                  2);
     cr_assert_eq(run_rc((char *[]){"--master-addr", fm.addr, "--storage-dir", root, "--addr",
