@@ -378,12 +378,12 @@ static int sync_to(struct cs_journal *j, uint64_t end)
         uint64_t target = j->tail;
         j->syncing = true;
         pthread_mutex_unlock(&j->mu);
-        int r = fdatasync(j->fd);
+        int r = fdatasync(j->fd), e = errno;
         pthread_mutex_lock(&j->mu);
         j->syncing = false;
         if (r < 0) {
             LOG_ERROR("store: journal sync failed: %s; small blocks are synced one by one now",
-                      strerror(errno));
+                      strerror(e));
             j->err = CM_E_IO;
         } else if (target > j->synced) {
             j->synced = target;
