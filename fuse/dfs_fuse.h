@@ -35,7 +35,7 @@ struct fz_options {
     const char *secret_file;
     const char *log_level;
     double attr_timeout, entry_timeout;
-    double negative_timeout; /* how long a name found absent is cached; < 0: entry_timeout */
+    double negative_timeout; /* how long a name found absent is cached (not given: entry_timeout) */
     unsigned block_size, replication, op_timeout_s;
 };
 

@@ -297,6 +297,8 @@ Test(master_cs, malformed_messages_are_rejected, .timeout = 60)
     tc_start_all(&c);
     int leader = tc_wait_leader(&c, T_LEADER_MS);
     cr_assert_geq(leader, 0);
+    /* No chunkserver yet: a placement is "retry" (503), not "no space" (507). */
+    cr_assert_eq(post_status(&c, leader, "/v1/fs/place", "{\"count\":3}"), 503);
     static const char *reg_bad[] = {
         "{}",
         "{\"addr\":\"127.0.0.1:1\"}",
