@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chunk/fileio.h"
 #include "common/crc32c.h"
 #include "common/errors.h"
 #include "common/log.h"
@@ -59,65 +60,13 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void put_le32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_le64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get_le32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_le64(const unsigned char *p)
-{
-    return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
-}
-
-static int io_code(int e)
-{
-    return e == ENOSPC || e == EDQUOT ? CM_E_NOSPC : CM_E_IO;
-}
-
-static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
-{
-    size_t done = 0;
-
-    while (done < len) {
-        ssize_t n = pwrite(fd, (const char *)buf + done, len - done, (off_t)(off + done));
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return io_code(errno);
-        }
-        done += (size_t)n;
-    }
-    return 0;
-}
-
+/* Reads exactly len bytes at off: CM_E_RANGE past the end of the file. */
 static int pread_all(int fd, void *buf, size_t len, uint64_t off)
 {
-    size_t done = 0;
+    size_t got;
+    int rc = cs_pread_full(fd, buf, len, off, &got);
 
-    while (done < len) {
-        ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return CM_E_IO;
-        }
-        if (n == 0)
-            return CM_E_RANGE;
-        done += (size_t)n;
-    }
-    return 0;
+    return rc < 0 ? rc : got == len ? 0 : CM_E_RANGE;
 }
 
 /* Writes the header of generation gen and syncs it. */
@@ -126,11 +75,11 @@ static int write_header(int fd, uint64_t gen)
     unsigned char h[20];
 
     memcpy(h, HDR_MAGIC, 8);
-    put_le64(h + 8, gen);
-    put_le32(h + 16, cm_crc32c(0, h, 16));
-    int rc = pwrite_all(fd, h, sizeof(h), 0);
+    cs_put_le64(h + 8, gen);
+    cs_put_le32(h + 16, cm_crc32c(0, h, 16));
+    int rc = cs_pwrite_full(fd, h, sizeof(h), 0);
     if (rc == 0 && fdatasync(fd) < 0)
-        rc = io_code(errno);
+        rc = cs_errno_code(errno);
     return rc;
 }
 
@@ -139,10 +88,10 @@ static void record_header(unsigned char h[CS_JOURNAL_RECORD_HEADER], uint64_t ge
 {
     memset(h, 0, CS_JOURNAL_RECORD_HEADER);
     memcpy(h, REC_MAGIC, 8);
-    put_le64(h + 8, gen);
-    put_le64(h + 16, id);
-    put_le32(h + 24, kind);
-    put_le32(h + 28, plen);
+    cs_put_le64(h + 8, gen);
+    cs_put_le64(h + 16, id);
+    cs_put_le32(h + 24, kind);
+    cs_put_le32(h + 28, plen);
 }
 
 /* Creates the journal: a temporary name, its space reserved, the header, synced, renamed. */
@@ -152,21 +101,21 @@ static int create_file(int root_fd, uint64_t bytes)
     int rc = 0;
 
     if (fd < 0)
-        return io_code(errno);
+        return cs_errno_code(errno);
     if (ftruncate(fd, (off_t)bytes) < 0)
-        rc = io_code(errno);
+        rc = cs_errno_code(errno);
     /* Reserved, so that a full disk is found now and appends never extend the file. */
     if (rc == 0 && (rc = posix_fallocate(fd, 0, (off_t)bytes)) != 0)
-        rc = rc == EOPNOTSUPP || rc == EINVAL ? 0 : io_code(rc);
+        rc = rc == EOPNOTSUPP || rc == EINVAL ? 0 : cs_errno_code(rc);
     if (rc == 0)
         rc = write_header(fd, 1);
     if (rc == 0 && fsync(fd) < 0)
-        rc = io_code(errno);
+        rc = cs_errno_code(errno);
     close(fd);
     if (rc == 0 && renameat(root_fd, JOURNAL_TMP, root_fd, CS_JOURNAL_FILE) < 0)
-        rc = io_code(errno);
+        rc = cs_errno_code(errno);
     if (rc == 0 && fsync(root_fd) < 0)
-        rc = io_code(errno);
+        rc = cs_errno_code(errno);
     if (rc < 0)
         unlinkat(root_fd, JOURNAL_TMP, 0);
     return rc;
@@ -186,8 +135,8 @@ static int replay(struct cs_journal *j, cs_journal_replay_fn fn, void *ctx, uint
     while (off + CS_JOURNAL_RECORD_HEADER <= j->bytes) {
         if (pread_all(j->fd, h, sizeof(h), off) < 0)
             break;
-        uint32_t kind = get_le32(h + 24), plen = get_le32(h + 28);
-        if (memcmp(h, REC_MAGIC, 8) != 0 || get_le64(h + 8) != j->gen ||
+        uint32_t kind = cs_get_le32(h + 24), plen = cs_get_le32(h + 28);
+        if (memcmp(h, REC_MAGIC, 8) != 0 || cs_get_le64(h + 8) != j->gen ||
             (kind != CS_JOURNAL_BLOCK && kind != CS_JOURNAL_DELETED) ||
             (kind == CS_JOURNAL_DELETED && plen != 0) ||
             plen > j->bytes - off - CS_JOURNAL_RECORD_HEADER)
@@ -204,9 +153,9 @@ static int replay(struct cs_journal *j, cs_journal_replay_fn fn, void *ctx, uint
         if (plen > 0 && pread_all(j->fd, buf, plen, off + sizeof(h)) < 0)
             break;
         uint32_t crc = cm_crc32c(cm_crc32c(0, h, 32), buf, plen);
-        if (crc != get_le32(h + 32))
+        if (crc != cs_get_le32(h + 32))
             break; /* torn: the write the crash cut off, never acknowledged */
-        rc = fn(ctx, (enum cs_journal_kind)kind, get_le64(h + 16), plen ? buf : NULL, plen);
+        rc = fn(ctx, (enum cs_journal_kind)kind, cs_get_le64(h + 16), plen ? buf : NULL, plen);
         if (rc < 0)
             break;
         (*count)++;
@@ -253,7 +202,7 @@ int cs_journal_open(int root_fd, uint64_t bytes, bool background, cs_journal_rep
         j->fd = openat(root_fd, CS_JOURNAL_FILE, O_RDWR | O_CLOEXEC);
     }
     if (j->fd < 0) {
-        rc = io_code(errno);
+        rc = cs_errno_code(errno);
         LOG_ERROR("store: cannot open the journal: %s", strerror(errno));
         goto fail;
     }
@@ -263,12 +212,12 @@ int cs_journal_open(int root_fd, uint64_t bytes, bool background, cs_journal_rep
     j->bytes = (uint64_t)stt.st_size;
     rc = CM_E_STORE;
     if (j->bytes < CS_JOURNAL_MIN_BYTES || pread_all(j->fd, h, sizeof(h), 0) < 0 ||
-        memcmp(h, HDR_MAGIC, 8) != 0 || get_le32(h + 16) != cm_crc32c(0, h, 16)) {
+        memcmp(h, HDR_MAGIC, 8) != 0 || cs_get_le32(h + 16) != cm_crc32c(0, h, 16)) {
         LOG_ERROR("store: the journal (%s) is damaged: its header or size is not valid",
                   CS_JOURNAL_FILE);
         goto fail;
     }
-    j->gen = get_le64(h + 8);
+    j->gen = cs_get_le64(h + 8);
     rc = replay(j, fn, ctx, &end, &count);
     if (rc < 0) {
         LOG_ERROR("store: replaying the journal failed: %s", cm_strerror(rc));
@@ -277,7 +226,7 @@ int cs_journal_open(int root_fd, uint64_t bytes, bool background, cs_journal_rep
     /* The replayed files are durable before the records go. A new generation even when none
      * was replayed: records of this one that a crash left past a torn one (never acknowledged)
      * must not be read as part of the next life's records. */
-    rc = count > 0 && syncfs(root_fd) < 0 ? io_code(errno) : write_header(j->fd, j->gen + 1);
+    rc = count > 0 && syncfs(root_fd) < 0 ? cs_errno_code(errno) : write_header(j->fd, j->gen + 1);
     if (rc < 0)
         goto fail;
     j->gen++;
@@ -329,7 +278,7 @@ static int checkpoint_locked(struct cs_journal *j)
     pthread_mutex_unlock(&j->mu);
     /* Every journaled block's file (and every rename and unlink before) reaches the disk. */
     if (syncfs(j->root_fd) < 0)
-        rc = io_code(errno);
+        rc = cs_errno_code(errno);
     if (rc == 0)
         rc = write_header(j->fd, gen);
     pthread_mutex_lock(&j->mu);
@@ -423,7 +372,7 @@ int cs_journal_put(struct cs_journal *j, uint64_t id, const void *a, size_t alen
         return CM_E_IO;
     }
     record_header(h, j->gen, id, CS_JOURNAL_BLOCK, (uint32_t)plen);
-    put_le32(h + 32, cm_crc32c(cm_crc32c(cm_crc32c(0, h, 32), a, alen), b, blen));
+    cs_put_le32(h + 32, cm_crc32c(cm_crc32c(cm_crc32c(0, h, 32), a, alen), b, blen));
     iov[0] = (struct iovec){h, sizeof(h)};
     iov[1] = (struct iovec){(void *)a, alen};
     iov[2] = (struct iovec){(void *)b, blen};
@@ -470,8 +419,8 @@ int cs_journal_deleted(struct cs_journal *j, uint64_t id)
         goto out; /* no record of this generation can name it */
     if (rc == 0) {
         record_header(h, j->gen, id, CS_JOURNAL_DELETED, 0);
-        put_le32(h + 32, cm_crc32c(0, h, 32));
-        rc = pwrite_all(j->fd, h, sizeof(h), j->tail);
+        cs_put_le32(h + 32, cm_crc32c(0, h, 32));
+        rc = cs_pwrite_full(j->fd, h, sizeof(h), j->tail);
         if (rc == 0)
             note_record(j, sizeof(h));
         else

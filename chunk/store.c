@@ -25,6 +25,7 @@
 
 #include "chunk/blkmap.h"
 #include "chunk/crc_combine.h"
+#include "chunk/fileio.h"
 #include "chunk/journal.h"
 #include "common/crc32c.h"
 #include "common/errors.h"
@@ -112,85 +113,9 @@ struct cs_reader {
 
 /* ---- small helpers ---- */
 
-static int errno_code(int e)
-{
-    switch (e) {
-    case ENOSPC:
-    case EDQUOT:
-        return CM_E_NOSPC;
-    case EACCES:
-    case EPERM:
-    case EROFS:
-        return CM_E_ACCES;
-    case ENOENT:
-        return CM_E_NOENT;
-    case ENOMEM:
-        return CM_E_NOMEM;
-    default:
-        return CM_E_IO;
-    }
-}
-
-static void put_le32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_le64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get_le32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_le64(const unsigned char *p)
-{
-    return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
-}
-
 static size_t chunks_of(uint64_t len)
 {
     return (size_t)((len + CS_CHUNK_SIZE - 1) / CS_CHUNK_SIZE);
-}
-
-static int pread_full(int fd, void *buf, size_t len, uint64_t off, size_t *got)
-{
-    size_t done = 0;
-
-    while (done < len) {
-        ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno_code(errno);
-        }
-        if (n == 0)
-            break;
-        done += (size_t)n;
-    }
-    *got = done;
-    return 0;
-}
-
-static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
-{
-    size_t done = 0;
-
-    while (done < len) {
-        ssize_t n = pwrite(fd, (const char *)buf + done, len - done, (off_t)(off + done));
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno_code(errno);
-        }
-        done += (size_t)n;
-    }
-    return 0;
 }
 
 static int fsync_dir_at(int root_fd, const char *rel)
@@ -199,9 +124,9 @@ static int fsync_dir_at(int root_fd, const char *rel)
     int rc = 0;
 
     if (fd < 0)
-        return errno_code(errno);
+        return cs_errno_code(errno);
     if (fsync(fd) < 0)
-        rc = errno_code(errno);
+        rc = cs_errno_code(errno);
     close(fd);
     return rc;
 }
@@ -322,23 +247,23 @@ static int read_trailer(int fd, uint64_t *len_out, uint32_t *crc_out, uint32_t *
     int rc;
 
     if (fstat(fd, &st) < 0)
-        return errno_code(errno);
+        return cs_errno_code(errno);
     if (st.st_size < FOOTER_BYTES)
         return CM_E_CORRUPT;
-    rc = pread_full(fd, foot, FOOTER_BYTES, (uint64_t)st.st_size - FOOTER_BYTES, &got);
+    rc = cs_pread_full(fd, foot, FOOTER_BYTES, (uint64_t)st.st_size - FOOTER_BYTES, &got);
     if (rc < 0)
         return rc;
     if (got != FOOTER_BYTES || memcmp(foot, FOOTER_MAGIC, 8) != 0)
         return CM_E_CORRUPT;
-    len = get_le64(foot + 8);
-    n = get_le32(foot + 24);
-    if (get_le32(foot + 20) != CS_CHUNK_SIZE || len > CS_MAX_BLOCK_SIZE || n != chunks_of(len) ||
+    len = cs_get_le64(foot + 8);
+    n = cs_get_le32(foot + 24);
+    if (cs_get_le32(foot + 20) != CS_CHUNK_SIZE || len > CS_MAX_BLOCK_SIZE || n != chunks_of(len) ||
         file_bytes(len) != (uint64_t)st.st_size)
         return CM_E_CORRUPT;
     tab = malloc(n * 4 + 1);
     if (tab == NULL)
         return CM_E_NOMEM;
-    rc = pread_full(fd, tab, n * 4, len, &got);
+    rc = cs_pread_full(fd, tab, n * 4, len, &got);
     if (rc < 0)
         goto out;
     rc = CM_E_CORRUPT;
@@ -346,17 +271,17 @@ static int read_trailer(int fd, uint64_t *len_out, uint32_t *crc_out, uint32_t *
         goto out;
     crc = cm_crc32c(0, tab, n * 4);
     crc = cm_crc32c(crc, foot, FOOTER_BYTES - 4);
-    if (crc != get_le32(foot + 28))
+    if (crc != cs_get_le32(foot + 28))
         goto out;
     /* The chunk CRCs must add up to the block's CRC. */
     crc = 0;
     for (size_t i = 0; i < n; i++)
-        crc = cs_crc32c_combine(crc, get_le32(tab + 4 * i),
+        crc = cs_crc32c_combine(crc, cs_get_le32(tab + 4 * i),
                                 i + 1 < n ? CS_CHUNK_SIZE : len - (uint64_t)i * CS_CHUNK_SIZE);
-    if (crc != get_le32(foot + 16))
+    if (crc != cs_get_le32(foot + 16))
         goto out;
     *len_out = len;
-    *crc_out = get_le32(foot + 16);
+    *crc_out = cs_get_le32(foot + 16);
     *n_out = n;
     if (chunks_out != NULL) {
         uint32_t *c = malloc(n * sizeof(*c) + 1);
@@ -364,7 +289,7 @@ static int read_trailer(int fd, uint64_t *len_out, uint32_t *crc_out, uint32_t *
         if (c == NULL)
             goto out;
         for (size_t i = 0; i < n; i++)
-            c[i] = get_le32(tab + 4 * i);
+            c[i] = cs_get_le32(tab + 4 * i);
         *chunks_out = c;
     }
     rc = 0;
@@ -384,8 +309,8 @@ static int read_format(struct cs_store *s)
 
     fd = openat(s->root_fd, FORMAT_FILE, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return errno_code(errno);
-    rc = pread_full(fd, buf, sizeof(buf) - 1, 0, &got);
+        return cs_errno_code(errno);
+    rc = cs_pread_full(fd, buf, sizeof(buf) - 1, 0, &got);
     close(fd);
     if (rc < 0)
         return rc;
@@ -420,15 +345,15 @@ static int write_format(struct cs_store *s)
                    s->storage_id);
     fd = openat(s->root_fd, FORMAT_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
-        return errno_code(errno);
-    rc = pwrite_full(fd, text, (size_t)len, 0);
+        return cs_errno_code(errno);
+    rc = cs_pwrite_full(fd, text, (size_t)len, 0);
     if (rc == 0 && fsync(fd) < 0)
-        rc = errno_code(errno);
+        rc = cs_errno_code(errno);
     close(fd);
     if (rc == 0 && renameat(s->root_fd, FORMAT_TMP, s->root_fd, FORMAT_FILE) < 0)
-        rc = errno_code(errno);
+        rc = cs_errno_code(errno);
     if (rc == 0 && fsync(s->root_fd) < 0)
-        rc = errno_code(errno);
+        rc = cs_errno_code(errno);
     if (rc < 0)
         unlinkat(s->root_fd, FORMAT_TMP, 0);
     return rc;
@@ -447,7 +372,7 @@ static int create_format(struct cs_store *s, bool journal)
         snprintf(s->storage_id + 2 * i, 3, "%02x", rnd[i]);
     s->version = journal ? FORMAT_VERSION : 2;
     if (mkdirat(s->root_fd, BLOCKS_DIR, 0755) < 0 && errno != EEXIST)
-        return errno_code(errno);
+        return cs_errno_code(errno);
     rc = write_format(s);
     if (rc == 0)
         LOG_INFO("store: new storage directory, storage id %s", s->storage_id);
@@ -467,7 +392,7 @@ static int replay_record(void *ctx, enum cs_journal_kind kind, uint64_t id, cons
     block_path(s, id, final, sizeof(final));
     if (kind == CS_JOURNAL_DELETED) {
         if (unlinkat(s->root_fd, final, 0) < 0 && errno != ENOENT)
-            return errno_code(errno);
+            return cs_errno_code(errno);
         return 0;
     }
     rc = ensure_dirs(s, dir);
@@ -477,11 +402,11 @@ static int replay_record(void *ctx, enum cs_journal_kind kind, uint64_t id, cons
     snprintf(tmp, sizeof(tmp), "%s/%s" TMP_INFIX "replay", dir, hex);
     fd = openat(s->root_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
-        return errno_code(errno);
-    rc = pwrite_full(fd, payload, plen, 0);
+        return cs_errno_code(errno);
+    rc = cs_pwrite_full(fd, payload, plen, 0);
     close(fd);
     if (rc == 0 && renameat(s->root_fd, tmp, s->root_fd, final) < 0)
-        rc = errno_code(errno);
+        rc = cs_errno_code(errno);
     if (rc < 0)
         unlinkat(s->root_fd, tmp, 0);
     return rc;
@@ -562,7 +487,7 @@ static int scan_file(struct cs_store *s, const char *rel, const char *d1, const 
     }
     fd = openat(s->root_fd, path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return errno_code(errno);
+        return cs_errno_code(errno);
     rc = read_trailer(fd, &len, &crc, NULL, &n);
     close(fd);
     if (rc == CM_E_CORRUPT) {
@@ -596,7 +521,7 @@ static int scan_dir(struct cs_store *s, const char *rel, const char *d1, const c
     int rc = 0;
 
     if (fd < 0)
-        return errno_code(errno);
+        return cs_errno_code(errno);
     d = fdopendir(fd);
     if (d == NULL) {
         close(fd);
@@ -660,18 +585,18 @@ int cs_store_open(const struct cs_store_config *cfg, struct cs_store **out,
 
     s->root_fd = open(cfg->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (s->root_fd < 0) {
-        rc = errno_code(errno);
+        rc = cs_errno_code(errno);
         LOG_ERROR("store: cannot open %s: %s", cfg->dir, strerror(errno));
         goto fail_dir_mu;
     }
     s->lock_fd = openat(s->root_fd, LOCK_FILE, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (s->lock_fd < 0) {
-        rc = errno_code(errno);
+        rc = cs_errno_code(errno);
         LOG_ERROR("store: cannot create %s/%s: %s", cfg->dir, LOCK_FILE, strerror(errno));
         goto fail_root;
     }
     if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-        rc = errno == EWOULDBLOCK ? CM_E_BUSY : errno_code(errno);
+        rc = errno == EWOULDBLOCK ? CM_E_BUSY : cs_errno_code(errno);
         LOG_ERROR("store: %s is in use by another chunkserver", cfg->dir);
         goto fail_lock;
     }
@@ -682,7 +607,7 @@ int cs_store_open(const struct cs_store_config *cfg, struct cs_store **out,
     if (rc < 0)
         goto fail_lock;
     if (mkdirat(s->root_fd, BLOCKS_DIR, 0755) < 0 && errno != EEXIST) {
-        rc = errno_code(errno);
+        rc = cs_errno_code(errno);
         goto fail_lock;
     }
     rc = open_journal(s, jbytes, cfg->journal_manual);
@@ -761,12 +686,12 @@ static int ensure_dirs(struct cs_store *s, const char *dir)
     if (mkdirat(s->root_fd, first, 0755) == 0)
         rc = fsync_dir_at(s->root_fd, BLOCKS_DIR);
     else if (errno != EEXIST)
-        rc = errno_code(errno);
+        rc = cs_errno_code(errno);
     if (rc == 0) {
         if (mkdirat(s->root_fd, dir, 0755) == 0)
             rc = fsync_dir_at(s->root_fd, first);
         else if (errno != EEXIST)
-            rc = errno_code(errno);
+            rc = cs_errno_code(errno);
     }
     pthread_mutex_unlock(&s->dir_mu);
     return rc;
@@ -808,7 +733,7 @@ int cs_writer_open(struct cs_store *s, uint64_t id, int64_t len_hint, struct cs_
                  (uint64_t)atomic_fetch_add(&s->tmp_seq, 1));
         w->fd = openat(s->root_fd, w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (w->fd < 0 && errno != EEXIST) {
-            rc = errno_code(errno);
+            rc = cs_errno_code(errno);
             goto fail;
         }
     }
@@ -827,7 +752,7 @@ int cs_writer_open(struct cs_store *s, uint64_t id, int64_t len_hint, struct cs_
         off_t total = (off_t)file_bytes((uint64_t)len_hint);
         if (total > 0 && fallocate(w->fd, FALLOC_FL_KEEP_SIZE, 0, total) < 0 &&
             errno != EOPNOTSUPP && errno != ENOSYS) {
-            rc = errno_code(errno);
+            rc = cs_errno_code(errno);
             goto fail;
         }
     }
@@ -857,13 +782,13 @@ static int keep_small(struct cs_writer *w, const void *buf, size_t len)
         return 0;
     }
     if (w->jbuf != NULL) {
-        int rc = pwrite_full(w->fd, w->jbuf, (size_t)w->len, 0);
+        int rc = cs_pwrite_full(w->fd, w->jbuf, (size_t)w->len, 0);
         if (rc < 0)
             return rc;
         free(w->jbuf);
         w->jbuf = NULL;
     }
-    return pwrite_full(w->fd, buf, len, w->len);
+    return cs_pwrite_full(w->fd, buf, len, w->len);
 }
 
 int cs_writer_append(struct cs_writer *w, const void *buf, size_t len)
@@ -930,7 +855,7 @@ static int same_block(struct cs_store *s, uint64_t id, const struct cs_writer *w
     block_path(s, id, path, sizeof(path));
     fd = openat(s->root_fd, path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return errno_code(errno);
+        return cs_errno_code(errno);
     rc = read_trailer(fd, &len, &crc, &chunks, &n);
     close(fd);
     if (rc < 0)
@@ -968,22 +893,22 @@ int cs_writer_commit(struct cs_writer *w, const uint32_t *expected_crc, struct c
     if (trailer == NULL)
         goto fail;
     for (size_t i = 0; i < w->nchunks; i++)
-        put_le32(trailer + 4 * i, w->chunks[i]);
+        cs_put_le32(trailer + 4 * i, w->chunks[i]);
     foot = trailer + 4 * w->nchunks;
     memcpy(foot, FOOTER_MAGIC, 8);
-    put_le64(foot + 8, w->len);
-    put_le32(foot + 16, w->crc);
-    put_le32(foot + 20, CS_CHUNK_SIZE);
-    put_le32(foot + 24, (uint32_t)w->nchunks);
+    cs_put_le64(foot + 8, w->len);
+    cs_put_le32(foot + 16, w->crc);
+    cs_put_le32(foot + 20, CS_CHUNK_SIZE);
+    cs_put_le32(foot + 24, (uint32_t)w->nchunks);
     fcrc = cm_crc32c(0, trailer, tlen - 4);
-    put_le32(foot + 28, fcrc);
-    rc = w->jbuf != NULL ? pwrite_full(w->fd, w->jbuf, (size_t)w->len, 0) : 0;
+    cs_put_le32(foot + 28, fcrc);
+    rc = w->jbuf != NULL ? cs_pwrite_full(w->fd, w->jbuf, (size_t)w->len, 0) : 0;
     if (rc == 0)
-        rc = pwrite_full(w->fd, trailer, tlen, w->len);
+        rc = cs_pwrite_full(w->fd, trailer, tlen, w->len);
     if (rc < 0)
         goto fail;
     if (w->jbuf == NULL && fsync(w->fd) < 0) {
-        rc = errno_code(errno);
+        rc = cs_errno_code(errno);
         goto fail;
     }
 
@@ -1010,13 +935,13 @@ int cs_writer_commit(struct cs_writer *w, const uint32_t *expected_crc, struct c
          * cannot take it, the block's own file is synced instead. */
         journaled = cs_journal_put(s->journal, w->id, w->jbuf, (size_t)w->len, trailer, tlen) == 0;
         if (!journaled && fsync(w->fd) < 0) {
-            rc = errno_code(errno);
+            rc = cs_errno_code(errno);
             pthread_mutex_unlock(commit_mu_of(s, w->id));
             goto fail;
         }
     }
     if (renameat(s->root_fd, w->tmp, s->root_fd, w->final) < 0) {
-        rc = errno_code(errno);
+        rc = cs_errno_code(errno);
         if (journaled) {
             cs_journal_deleted(s->journal, w->id);
             cs_journal_settle(s->journal);
@@ -1108,7 +1033,7 @@ int cs_reader_open(struct cs_store *s, uint64_t id, struct cs_reader **out)
     block_path(s, id, path, sizeof(path));
     r->fd = openat(s->root_fd, path, O_RDONLY | O_CLOEXEC);
     if (r->fd < 0) {
-        rc = errno_code(errno);
+        rc = cs_errno_code(errno);
         free(r);
         /* Listed but gone: damage, unless a delete just took it out of the table. */
         if (rc == CM_E_NOENT && cs_store_get(s, id, &info) == 0) {
@@ -1180,7 +1105,7 @@ static int load_window(struct cs_reader *r, uint64_t off, uint64_t end)
             return CM_E_NOMEM;
     }
     r->win_valid = false;
-    rc = pread_full(r->fd, r->win, want, off, &got);
+    rc = cs_pread_full(r->fd, r->win, want, off, &got);
     if (rc < 0)
         return rc;
     if (got != want)
@@ -1289,7 +1214,7 @@ int cs_store_delete(struct cs_store *s, uint64_t id)
         rc = CM_E_NOENT;
     pthread_mutex_unlock(&s->mu);
     if (rc == 0 && unlinkat(s->root_fd, path, 0) < 0 && errno != ENOENT)
-        rc = errno_code(errno);
+        rc = cs_errno_code(errno);
     if (rc == 0 && s->journal != NULL)
         cs_journal_deleted(s->journal, id); /* a replay must not bring it back */
     if (rc == 0) {
