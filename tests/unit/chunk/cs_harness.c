@@ -20,6 +20,7 @@
 
 #include "chunk/cs_proto.h"
 #include "chunk/store.h"
+#include "common/crc32c.h"
 #include "common/errors.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -589,4 +590,34 @@ const char *th_replicas(const cJSON *answer)
                                     it->valuestring);
     }
     return buf;
+}
+
+void th_store_put(struct cs_store *s, uint64_t id, const char *data, size_t len)
+{
+    struct cs_writer *w = NULL;
+    struct cs_block_info info;
+
+    cr_assert_eq(cs_writer_open(s, id, (int64_t)len, &w), 0);
+    for (size_t off = 0; off < len;) {
+        size_t n = len - off < 7777 ? len - off : 7777;
+        cr_assert_eq(cs_writer_append(w, data + off, n), 0);
+        off += n;
+    }
+    cr_assert_eq(cs_writer_commit(w, NULL, &info), 0);
+    cr_assert_eq(info.len, len);
+    cr_assert_eq(info.crc, cm_crc32c(0, data, len));
+    cs_writer_free(w);
+}
+
+void th_store_expect(struct cs_store *s, uint64_t id, const char *data, size_t len)
+{
+    struct cs_reader *r = NULL;
+    char *got = malloc(len + 1);
+
+    cr_assert_eq(cs_reader_open(s, id, &r), 0, "block %016" PRIx64, id);
+    cr_assert_eq(cs_reader_verify(r, 0, len), 0);
+    cr_assert_eq(cs_reader_read(r, 0, got, len), 0);
+    cr_assert(len == 0 || memcmp(got, data, len) == 0);
+    cs_reader_free(r);
+    free(got);
 }

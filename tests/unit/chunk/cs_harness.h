@@ -103,6 +103,12 @@ uint64_t th_metric(const char *addr, const char *name);
 
 /* ---- misc ---- */
 
+/* Stores block id in store s through a writer, in uneven pieces as a network delivers them, and
+ * checks the committed length and CRC. */
+struct cs_store;
+void th_store_put(struct cs_store *s, uint64_t id, const char *data, size_t len);
+/* Checks that block id of store s verifies and reads back as data. */
+void th_store_expect(struct cs_store *s, uint64_t id, const char *data, size_t len);
 void th_random(void *buf, size_t len, uint32_t seed);
 /* The path of block id's file: the one file named <16 hex digits>.blk anywhere under
  * dir/blocks, whatever the store's fan-out (fails the test unless there is exactly one). */

@@ -54,34 +54,6 @@ static void teardown(void)
 
 TestSuite(journal, .init = setup, .fini = teardown, .timeout = 120);
 
-static void put_block(struct cs_store *s, uint64_t id, const char *data, size_t len)
-{
-    struct cs_writer *w = NULL;
-    struct cs_block_info info;
-
-    cr_assert_eq(cs_writer_open(s, id, (int64_t)len, &w), 0);
-    for (size_t off = 0; off < len;) {
-        size_t n = len - off < 7777 ? len - off : 7777;
-        cr_assert_eq(cs_writer_append(w, data + off, n), 0);
-        off += n;
-    }
-    cr_assert_eq(cs_writer_commit(w, NULL, &info), 0);
-    cr_assert_eq(info.crc, cm_crc32c(0, data, len));
-    cs_writer_free(w);
-}
-
-static void expect_read(struct cs_store *s, uint64_t id, const char *data, size_t len)
-{
-    struct cs_reader *r = NULL;
-    char *got = malloc(len + 1);
-
-    cr_assert_eq(cs_reader_open(s, id, &r), 0, "block %llx", (unsigned long long)id);
-    cr_assert_eq(cs_reader_read(r, 0, got, len), 0);
-    cr_assert(memcmp(got, data, len) == 0);
-    cs_reader_free(r);
-    free(got);
-}
-
 static struct cs_store_stats stats(struct cs_store *s)
 {
     struct cs_store_stats st;
@@ -139,25 +111,25 @@ Test(journal, small_blocks_go_through_it_and_a_checkpoint_empties_it)
     expect_format(dir, "dfs-chunkserver-store 3\n");
     cr_assert(stats(s).journal);
     cr_assert_eq(stats(s).journal_bytes, JNL);
-    put_block(s, 1, data, 1000);
-    put_block(s, 2, data, 64 * 1024);
-    put_block(s, 3, data, CS_JOURNAL_BLOCK_MAX);
-    put_block(s, 4, data, CS_JOURNAL_BLOCK_MAX + 1); /* a large block: its own file synced */
+    th_store_put(s, 1, data, 1000);
+    th_store_put(s, 2, data, 64 * 1024);
+    th_store_put(s, 3, data, CS_JOURNAL_BLOCK_MAX);
+    th_store_put(s, 4, data, CS_JOURNAL_BLOCK_MAX + 1); /* a large block: its own file synced */
     struct cs_store_stats st = stats(s);
     cr_assert_eq(st.journal_records, 3);
     cr_assert_geq(st.journal_syncs, 1);
     cr_assert_leq(st.journal_syncs, 3);
     cr_assert_gt(st.journal_used, 1000 + 64 * 1024 + CS_JOURNAL_BLOCK_MAX);
-    expect_read(s, 1, data, 1000);
-    expect_read(s, 2, data, 64 * 1024);
-    expect_read(s, 3, data, CS_JOURNAL_BLOCK_MAX);
-    expect_read(s, 4, data, CS_JOURNAL_BLOCK_MAX + 1);
+    th_store_expect(s, 1, data, 1000);
+    th_store_expect(s, 2, data, 64 * 1024);
+    th_store_expect(s, 3, data, CS_JOURNAL_BLOCK_MAX);
+    th_store_expect(s, 4, data, CS_JOURNAL_BLOCK_MAX + 1);
 
     cr_assert_eq(cs_store_checkpoint(s), 0);
     st = stats(s);
     cr_assert_eq(st.journal_used, 0);
     cr_assert_eq(st.journal_checkpoints, 1);
-    expect_read(s, 1, data, 1000);
+    th_store_expect(s, 1, data, 1000);
     cs_store_close(s);
 }
 
@@ -172,9 +144,9 @@ Test(journal, a_crash_before_the_checkpoint_is_replayed)
     static char data[100 * 1024];
 
     th_random(data, sizeof(data), 2);
-    put_block(s, 0xa, data, 5000);
-    put_block(s, 0xb, data + 1, 6000);
-    put_block(s, 0xc, data + 2, 70000);
+    th_store_put(s, 0xa, data, 5000);
+    th_store_put(s, 0xb, data + 1, 6000);
+    th_store_put(s, 0xc, data + 2, 70000);
     th_block_path(dir, 0xb, pb, sizeof(pb));
     snprintf(cmd_b, sizeof(cmd_b), "%s.saved", copy);
     cr_assert_eq(sh("cp %s %s", pb, cmd_b), 0);
@@ -192,8 +164,8 @@ Test(journal, a_crash_before_the_checkpoint_is_replayed)
     s = open_at(copy, JNL, &scan);
     cr_assert_eq(scan.blocks, 2);
     cr_assert_eq(scan.corrupt, 0);
-    expect_read(s, 0xa, data, 5000);
-    expect_read(s, 0xc, data + 2, 70000);
+    th_store_expect(s, 0xa, data, 5000);
+    th_store_expect(s, 0xc, data + 2, 70000);
     cr_assert_eq(cs_store_get(s, 0xb, &info), CM_E_NOENT);
     cr_assert(!th_exists(path));
     /* Replayed and checkpointed: the journal starts empty. */
@@ -212,9 +184,9 @@ Test(journal, a_torn_record_ends_the_replay)
     uint64_t file_a;
 
     th_random(data, sizeof(data), 3);
-    put_block(s, 0x1, data, 3000);
-    put_block(s, 0x2, data, 4000);
-    put_block(s, 0x3, data, 5000);
+    th_store_put(s, 0x1, data, 3000);
+    th_store_put(s, 0x2, data, 4000);
+    th_store_put(s, 0x3, data, 5000);
     th_block_path(dir, 0x1, path, sizeof(path));
     struct stat st;
     cr_assert_eq(stat(path, &st), 0);
@@ -233,7 +205,7 @@ Test(journal, a_torn_record_ends_the_replay)
 
     s = open_at(copy, JNL, &scan);
     cr_assert_eq(scan.blocks, 1);
-    expect_read(s, 0x1, data, 3000);
+    th_store_expect(s, 0x1, data, 3000);
     cr_assert_eq(cs_store_get(s, 0x2, &info), CM_E_NOENT);
     cr_assert_eq(cs_store_get(s, 0x3, &info), CM_E_NOENT);
     cs_store_close(s);
@@ -249,19 +221,19 @@ Test(journal, a_full_journal_checkpoints_and_keeps_every_block)
     th_random(data, sizeof(data), 4);
     cr_assert_eq(stats(s).journal_bytes, CS_JOURNAL_MIN_BYTES);
     for (uint64_t id = 1; id <= 40; id++)
-        put_block(s, id, data + id, 100 * 1024);
+        th_store_put(s, id, data + id, 100 * 1024);
     struct cs_store_stats st = stats(s);
     cr_assert_eq(st.journal_records, 40);
     cr_assert_geq(st.journal_checkpoints, 3);
     crash_copy();
     for (uint64_t id = 1; id <= 40; id++)
-        expect_read(s, id, data + id, 100 * 1024);
+        th_store_expect(s, id, data + id, 100 * 1024);
     cs_store_close(s);
 
     s = open_at(copy, CS_JOURNAL_MIN_BYTES, &scan);
     cr_assert_eq(scan.blocks, 40);
     for (uint64_t id = 1; id <= 40; id++)
-        expect_read(s, id, data + id, 100 * 1024);
+        th_store_expect(s, id, data + id, 100 * 1024);
     cs_store_close(s);
 }
 
@@ -325,7 +297,7 @@ Test(journal, concurrent_writers_all_come_back_after_a_crash)
     for (int t = 0; t < THREADS; t++)
         for (int i = 0; i < PER_THREAD; i++) {
             uint64_t id = (uint64_t)(t * 1000 + i + 1);
-            expect_read(s, id, data + id, THREAD_SIZE);
+            th_store_expect(s, id, data + id, THREAD_SIZE);
             copy_block_path(id, path, sizeof(path));
             cr_assert(th_exists(path));
         }
@@ -344,7 +316,7 @@ Test(journal, format_2_is_upgraded_and_a_damaged_header_refused)
     th_random(data, sizeof(data), 6);
     expect_format(dir, "dfs-chunkserver-store 2\n");
     cr_assert(!stats(s).journal);
-    put_block(s, 7, data, 5000);
+    th_store_put(s, 7, data, 5000);
     cs_store_close(s);
     snprintf(path, sizeof(path), "%s/" CS_JOURNAL_FILE, dir);
     cr_assert(!th_exists(path));
@@ -352,15 +324,15 @@ Test(journal, format_2_is_upgraded_and_a_damaged_header_refused)
     s = open_at(dir, JNL, NULL);
     expect_format(dir, "dfs-chunkserver-store 3\n");
     cr_assert(th_exists(path));
-    expect_read(s, 7, data, 5000);
-    put_block(s, 8, data, 4000);
+    th_store_expect(s, 7, data, 5000);
+    th_store_put(s, 8, data, 4000);
     cr_assert_eq(stats(s).journal_records, 1);
     cs_store_close(s);
 
     /* Asked for none now: a store that has a journal keeps it. */
     s = open_at(dir, 0, NULL);
     cr_assert(stats(s).journal);
-    expect_read(s, 8, data, 4000);
+    th_store_expect(s, 8, data, 4000);
     cs_store_close(s);
 
     th_flip(path, 3);

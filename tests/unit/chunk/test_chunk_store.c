@@ -59,37 +59,6 @@ static void teardown(void)
 
 TestSuite(store, .init = setup, .fini = teardown, .timeout = 60);
 
-static void put_block(struct cs_store *s, uint64_t id, const char *data, size_t len)
-{
-    struct cs_writer *w = NULL;
-    struct cs_block_info info;
-
-    cr_assert_eq(cs_writer_open(s, id, (int64_t)len, &w), 0);
-    /* In uneven pieces, as a network delivers them. */
-    for (size_t off = 0; off < len;) {
-        size_t n = len - off < 7777 ? len - off : 7777;
-        cr_assert_eq(cs_writer_append(w, data + off, n), 0);
-        off += n;
-    }
-    cr_assert_eq(cs_writer_commit(w, NULL, &info), 0);
-    cr_assert_eq(info.len, len);
-    cr_assert_eq(info.crc, cm_crc32c(0, data, len));
-    cs_writer_free(w);
-}
-
-static void expect_read(struct cs_store *s, uint64_t id, const char *data, size_t len)
-{
-    struct cs_reader *r = NULL;
-    char *got = malloc(len + 1);
-
-    cr_assert_eq(cs_reader_open(s, id, &r), 0);
-    cr_assert_eq(cs_reader_verify(r, 0, len), 0);
-    cr_assert_eq(cs_reader_read(r, 0, got, len), 0);
-    cr_assert(len == 0 || memcmp(got, data, len) == 0);
-    cs_reader_free(r);
-    free(got);
-}
-
 Test(store, block_ids)
 {
     uint64_t id;
@@ -123,8 +92,8 @@ Test(store, layout_and_roundtrip)
 
     for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
         th_random(data, sizes[k], (uint32_t)k);
-        put_block(s, 0x1234500 + k, data, sizes[k]);
-        expect_read(s, 0x1234500 + k, data, sizes[k]);
+        th_store_put(s, 0x1234500 + k, data, sizes[k]);
+        th_store_expect(s, 0x1234500 + k, data, sizes[k]);
         th_block_path(dir, 0x1234500 + k, path, sizeof(path));
         cr_assert_eq(stat(path, &st), 0, "%s", path);
         cr_assert_eq((uint64_t)st.st_size, sizes[k] + CS_TRAILER_BYTES((sizes[k] + 65535) / 65536));
@@ -142,7 +111,7 @@ Test(store, reads_check_only_the_chunks_they_touch)
     struct cs_block_info info;
 
     th_random(data, BS, 1);
-    put_block(s, 5, data, BS);
+    th_store_put(s, 5, data, BS);
     th_block_path(dir, 5, path, sizeof(path));
     th_flip(path, 3 * 65536 + 10);
     cr_assert_eq(cs_reader_open(s, 5, &r), 0);
@@ -204,13 +173,13 @@ Test(store, same_id_same_content_idempotent_else_exists)
     th_random(a, sizeof(a), 3);
     memcpy(b, a, sizeof(b));
     b[69999] ^= 1;
-    put_block(s, 9, a, sizeof(a));
-    put_block(s, 9, a, sizeof(a));
+    th_store_put(s, 9, a, sizeof(a));
+    th_store_put(s, 9, a, sizeof(a));
     cr_assert_eq(cs_writer_open(s, 9, sizeof(b), &w), 0);
     cr_assert_eq(cs_writer_append(w, b, sizeof(b)), 0);
     cr_assert_eq(cs_writer_commit(w, NULL, NULL), CM_E_EXIST);
     cs_writer_free(w);
-    expect_read(s, 9, a, sizeof(a));
+    th_store_expect(s, 9, a, sizeof(a));
     cr_assert_eq(th_count_temps(dir), 0);
     cs_store_close(s);
 }
@@ -222,14 +191,14 @@ Test(store, corrupt_block_is_replaced_by_a_new_write)
     char a[10000], path[512];
 
     th_random(a, sizeof(a), 4);
-    put_block(s, 10, a, sizeof(a));
+    th_store_put(s, 10, a, sizeof(a));
     th_block_path(dir, 10, path, sizeof(path));
     th_flip(path, 10);
     cs_store_mark_corrupt(s, 10);
-    put_block(s, 10, a, sizeof(a));
+    th_store_put(s, 10, a, sizeof(a));
     cr_assert_eq(cs_store_get(s, 10, &info), 0);
     cr_assert_not(info.corrupt);
-    expect_read(s, 10, a, sizeof(a));
+    th_store_expect(s, 10, a, sizeof(a));
     cs_store_close(s);
 }
 
@@ -244,7 +213,7 @@ Test(store, restart_drops_temporaries_and_finds_blocks)
 
     th_random(data, sizeof(data), 5);
     for (uint64_t id = 1; id <= 20; id++)
-        put_block(s, id * 0x10001, data, sizeof(data) - id);
+        th_store_put(s, id * 0x10001, data, sizeof(data) - id);
     /* Unfinished writes, as a crash leaves them: beside a block's file, wherever it is. */
     th_block_path(dir, 0x10001, fandir, sizeof(fandir));
     *strrchr(fandir, '/') = '\0';
@@ -257,7 +226,7 @@ Test(store, restart_drops_temporaries_and_finds_blocks)
     }
     cr_assert_eq(th_count_temps(dir), 2);
     /* A block whose footer was damaged on disk. */
-    put_block(s, 888, data, 1000);
+    th_store_put(s, 888, data, 1000);
     th_block_path(dir, 888, path, sizeof(path));
     th_flip(path, 1000 + 4 + 10);
     cs_store_close(s);
@@ -274,7 +243,7 @@ Test(store, restart_drops_temporaries_and_finds_blocks)
         cr_assert_eq(cs_store_get(s, id * 0x10001, &info), 0);
         cr_assert_eq(info.len, sizeof(data) - id);
         cr_assert_eq(info.crc, cm_crc32c(0, data, sizeof(data) - id));
-        expect_read(s, id * 0x10001, data, sizeof(data) - id);
+        th_store_expect(s, id * 0x10001, data, sizeof(data) - id);
     }
     cr_assert_eq(cs_store_get(s, 888, &info), 0);
     cr_assert(info.corrupt);
@@ -319,8 +288,8 @@ Test(store, format_2_layout_and_format_1_still_read)
     FILE *f;
 
     th_random(data, sizeof(data), 9);
-    put_block(s, 0x1234501, data, 1000);
-    put_block(s, 0x1234502, data, 2000);
+    th_store_put(s, 0x1234501, data, 1000);
+    th_store_put(s, 0x1234502, data, 2000);
     expect_file("blocks/23/45/0000000001234501.blk", 1000);
     expect_file("blocks/23/45/0000000001234502.blk", 2000);
     snprintf(text, sizeof(text), "dfs-chunkserver-store 1\nstorage_id %s\n", cs_store_id(s));
@@ -340,12 +309,12 @@ Test(store, format_2_layout_and_format_1_still_read)
     s = open_store(&scan);
     cr_assert_eq(scan.blocks, 0);
     cr_assert_eq(scan.unknown, 2);
-    put_block(s, 0x1234503, data, 3000);
+    th_store_put(s, 0x1234503, data, 3000);
     expect_file("blocks/03/45/0000000001234503.blk", 3000);
     cs_store_close(s);
     s = open_store(&scan);
     cr_assert_eq(scan.blocks, 1);
-    expect_read(s, 0x1234503, data, 3000);
+    th_store_expect(s, 0x1234503, data, 3000);
     cs_store_close(s);
 }
 
@@ -369,8 +338,8 @@ Test(store, changes_last_event_wins_and_return_keeps_newer)
     char a[100];
 
     th_random(a, sizeof(a), 6);
-    put_block(s, 1, a, sizeof(a));
-    put_block(s, 2, a, sizeof(a));
+    th_store_put(s, 1, a, sizeof(a));
+    th_store_put(s, 2, a, sizeof(a));
     cr_assert_eq(cs_store_delete(s, 2), 0);
     cr_assert_eq(cs_store_delete(s, 2), CM_E_NOENT);
     cr_assert_eq(cs_store_take_changes(s, 100, &c), 0);
@@ -401,7 +370,7 @@ Test(store, changes_are_taken_in_bounded_batches)
 
     th_random(a, sizeof(a), 7);
     for (uint64_t id = 1; id <= 25; id++)
-        put_block(s, id, a, sizeof(a));
+        th_store_put(s, id, a, sizeof(a));
     for (int round = 0; round < 3; round++) {
         cr_assert_eq(cs_store_take_changes(s, 10, &c), 0);
         cr_assert_eq(c.nadded, round < 2 ? 10 : 5);
@@ -422,7 +391,7 @@ Test(store, a_listed_block_whose_file_vanished_is_corrupt)
     char a[10], path[512];
 
     th_random(a, sizeof(a), 8);
-    put_block(s, 3, a, sizeof(a));
+    th_store_put(s, 3, a, sizeof(a));
     th_block_path(dir, 3, path, sizeof(path));
     cr_assert_eq(unlink(path), 0);
     cr_assert_eq(cs_reader_open(s, 3, &r), CM_E_CORRUPT);
@@ -451,7 +420,7 @@ Test(store, scrubber_finds_a_flipped_byte)
 
     th_random(data, BS, 7);
     for (uint64_t id = 1; id <= 5; id++)
-        put_block(s, id, data, BS - id);
+        th_store_put(s, id, data, BS - id);
     th_block_path(dir, 4, path, sizeof(path));
     th_flip(path, BS / 2);
     cr_assert_eq(cs_scrubber_start(s, 1ULL << 30, 10, &sc), 0);
@@ -481,7 +450,7 @@ Test(store, scrubber_keeps_its_rate)
 
     th_random(data, BS, 8);
     for (uint64_t id = 1; id <= 4; id++)
-        put_block(s, id, data, BS);
+        th_store_put(s, id, data, BS);
     t0 = th_now_ms();
     cr_assert_eq(cs_scrubber_start(s, 2 * BS, 100000, &sc), 0); /* 2 MiB/s over 4 MiB */
     th_sleep_ms(1000);
@@ -519,7 +488,7 @@ Test(store, chunk_crcs_that_do_not_add_up_are_corrupt)
     int fd;
 
     th_random(a, sizeof(a), 10);
-    put_block(s, 6, a, sizeof(a));
+    th_store_put(s, 6, a, sizeof(a));
     /* Change the block CRC in the footer and fix up the footer's own CRC. */
     th_block_path(dir, 6, path, sizeof(path));
     fd = open(path, O_RDWR);
