@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chunk/cs_internal.h"
 #include "chunk/fileio.h"
 #include "common/crc32c.h"
 #include "common/errors.h"
@@ -52,13 +53,6 @@ struct cs_journal {
     bool thread_started;
     bool stop;
 };
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* Reads exactly len bytes at off: CM_E_RANGE past the end of the file. */
 static int pread_all(int fd, void *buf, size_t len, uint64_t off)
@@ -345,7 +339,7 @@ static int sync_to(struct cs_journal *j, uint64_t end)
 
 static void note_record(struct cs_journal *j, uint64_t len)
 {
-    uint64_t now = now_ms();
+    uint64_t now = cs_now_ms();
 
     j->tail += len;
     j->st.used = j->tail - CS_JOURNAL_HEADER;
@@ -452,7 +446,7 @@ static void *checkpointer(void *arg)
 
     pthread_mutex_lock(&j->mu);
     while (!j->stop) {
-        uint64_t now = now_ms();
+        uint64_t now = cs_now_ms();
         if (j->err == 0 && !j->checkpointing && j->tail > CS_JOURNAL_HEADER &&
             (j->tail - CS_JOURNAL_HEADER > (j->bytes - CS_JOURNAL_HEADER) / 2 ||
              now - j->last_ms >= IDLE_MS || now - j->first_ms >= MAX_AGE_MS)) {

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "chunk/cs_internal.h"
 #include "chunk/cs_proto.h"
 #include "common/errors.h"
 #include "common/json.h"
@@ -37,20 +38,12 @@ struct cs_master_link {
     pthread_t thread;
 };
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void note_result(struct cs_master_link *l, int rc)
 {
     pthread_mutex_lock(&l->mu);
     l->last_ok = rc == 0;
     if (rc == 0)
-        l->last_ok_at = now_ms();
+        l->last_ok_at = cs_now_ms();
     else
         l->failures++;
     pthread_mutex_unlock(&l->mu);
@@ -318,10 +311,11 @@ static void *link_thread(void *arg)
             registered = rc == 0;
             need_report = need_report || registered;
         }
-        if (registered && (need_report || (l->report_interval_ms > 0 && now_ms() >= next_report))) {
+        if (registered &&
+            (need_report || (l->report_interval_ms > 0 && cs_now_ms() >= next_report))) {
             rc = do_report(l);
             need_report = rc < 0;
-            next_report = now_ms() + l->report_interval_ms;
+            next_report = cs_now_ms() + l->report_interval_ms;
         }
         if (registered && rc == 0) {
             rc = do_heartbeat(l, &need_report);
@@ -413,7 +407,7 @@ void cs_master_link_status(struct cs_master_link *l, struct cs_master_link_statu
     out->cs_id = l->cs_id;
     out->registered = l->cs_id != 0;
     out->last_ok = l->last_ok;
-    out->last_ok_ms = l->last_ok_at ? (int64_t)(now_ms() - l->last_ok_at) : -1;
+    out->last_ok_ms = l->last_ok_at ? (int64_t)(cs_now_ms() - l->last_ok_at) : -1;
     out->heartbeats = l->heartbeats;
     out->failures = l->failures;
     out->reports = l->reports;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "chunk/cs_internal.h"
 #include "common/errors.h"
 #include "common/log.h"
 
@@ -21,14 +22,6 @@ struct cs_scrubber {
     struct cs_scrub_stats st;
     pthread_t thread;
 };
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* Waits ms (unless stopping); returns false when stopping. */
 static bool nap(struct cs_scrubber *sc, uint64_t ms)
@@ -75,7 +68,7 @@ static bool scrub_block(struct cs_scrubber *sc, const struct cs_block_info *b, u
         sc->st.bytes += n;
         pthread_mutex_unlock(&sc->mu);
         due = t0 + *pass_bytes * 1000 / sc->rate;
-        t = now_ms();
+        t = cs_now_ms();
         if (due > t && !nap(sc, due - t)) {
             cs_reader_free(r);
             return false;
@@ -99,7 +92,7 @@ static void *scrub_thread(void *arg)
 
     for (;;) {
         struct cs_block_info *blocks = NULL;
-        uint64_t t0 = now_ms(), pass_bytes = 0;
+        uint64_t t0 = cs_now_ms(), pass_bytes = 0;
         size_t n = 0;
         bool go = true;
 
