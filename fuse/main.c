@@ -2,6 +2,7 @@
  *   dfs MASTERS MOUNTPOINT [-f] [-d] [-s] [-o opt,...]
  * also run by mount(8) as `mount -t fuse.dfs MASTERS MOUNTPOINT -o opts` and from /etc/fstab. */
 #include <errno.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,10 +129,10 @@ int main(int argc, char **argv)
 
     ps.o.attr_timeout = 1.0;
     ps.o.entry_timeout = 1.0;
-    ps.o.negative_timeout = -1.0;
+    ps.o.negative_timeout = NAN; /* not given */
     if (fuse_opt_parse(&args, &ps, opt_spec, parse_key) != 0)
         return 2;
-    if (ps.o.negative_timeout == -1.0) /* not given */
+    if (isnan(ps.o.negative_timeout))
         ps.o.negative_timeout = ps.o.entry_timeout;
     z.opt = ps.o;
     if (ps.help) {

@@ -273,7 +273,7 @@ Test(fuse, unreachable_cluster_and_bad_mountpoint_are_clear_errors)
     cr_assert_eq(tc_sh("{ " DFS_FUSE_BIN " 127.0.0.1:1 /tmp -o replication=9 2>&1 || true; } | "
                        "grep -q \"replication must be\""),
                  0);
-    cr_assert_eq(tc_sh("{ " DFS_FUSE_BIN " 127.0.0.1:1 /tmp -o negative_timeout=-3 2>&1 || "
+    cr_assert_eq(tc_sh("{ " DFS_FUSE_BIN " 127.0.0.1:1 /tmp -o negative_timeout=-1 2>&1 || "
                        "true; } | grep -q \"negative_timeout cannot be negative\""),
                  0);
 }
