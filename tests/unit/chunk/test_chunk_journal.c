@@ -264,8 +264,9 @@ static void *writer(void *p)
     return NULL;
 }
 
-/* Writers committing side by side share syncs; after a crash that lost every block file, each
- * of their blocks comes back. */
+/* Writers committing side by side (whether they share a sync depends on timing, so that is not
+ * asserted): every commit is a record, and after a crash that lost every block file each of
+ * their blocks comes back. */
 Test(journal, concurrent_writers_all_come_back_after_a_crash)
 {
     struct cs_store *s = open_at(dir, JNL, NULL);
