@@ -209,6 +209,7 @@ bool dfs_file_dirty(struct dfs_file *f, uint64_t *end);
 struct dfs_data_stats {
     uint64_t blocks_written;   /* blocks stored on at least one chunkserver */
     uint64_t pipeline_retries; /* block stores sent again after a pipeline member failed */
+    uint64_t side_by_side;     /* stores of a small block sent to each chunkserver at once */
     uint64_t commits;          /* commit calls that succeeded */
     uint64_t reads;            /* ranges fetched from chunkservers */
     uint64_t read_fallbacks;   /* ranges fetched from another replica after an error */

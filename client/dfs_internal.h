@@ -24,6 +24,7 @@ struct session {
 struct dfs {
     struct dfs_master_conn *mc;
     struct cm_http_client *data; /* to chunkservers */
+    struct cm_http_async *fan;   /* to chunkservers: a small block's copies side by side */
     bool follower_reads;
     uint32_t block_size;
     unsigned replication;

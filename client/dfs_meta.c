@@ -87,6 +87,8 @@ int dfs_open(const char *masters, const struct dfs_options *opt, struct dfs **ou
     hcfg.max_idle = 64;
     if ((rc = cm_http_client_new(&hcfg, &fs->data)) != 0)
         goto fail_mc;
+    if ((rc = cm_http_async_new(&hcfg, &fs->fan)) != 0)
+        goto fail_mc;
     rc = CM_E_NOMEM;
     if (pthread_mutex_init(&fs->mu, NULL) != 0)
         goto fail_mc;
@@ -98,6 +100,7 @@ int dfs_open(const char *masters, const struct dfs_options *opt, struct dfs **ou
 fail_mutex:
     pthread_mutex_destroy(&fs->mu);
 fail_mc:
+    cm_http_async_free(fs->fan);
     cm_http_client_free(fs->data);
     dfs_master_conn_free(fs->mc);
 fail_free:
@@ -110,6 +113,7 @@ void dfs_close(struct dfs *fs)
     if (fs == NULL)
         return;
     dfs_master_conn_free(fs->mc);
+    cm_http_async_free(fs->fan);
     cm_http_client_free(fs->data);
     pthread_cond_destroy(&fs->cv);
     pthread_mutex_destroy(&fs->mu);

@@ -1,7 +1,8 @@
 /* libdfs's data half (client/dfs.h, "file data") against real dfs-master and dfs-chunkserver
  * processes with 1 MiB blocks: byte-identical round trips of many sizes, writes at random
  * offsets, overwrites and holes, three distinct replicas per block, pipeline recovery around a
- * dead chunkserver the masters still place (first, last or in the middle of the pipeline), reads
+ * dead chunkserver the masters still place (first, last or in the middle of the pipeline), small
+ * blocks sent to their chunkservers side by side, reads
  * falling back past a dead and a damaged replica, a leader kill -9 in the middle of writing,
  * placement after a master restart, close-to-open visibility, parallel writers, errors reported
  * once, and paged block listings. */
@@ -481,6 +482,64 @@ Test(client_data, pipeline_recovers_from_a_dead_chunkserver_still_placed, .timeo
     /* Topped up to 3 copies on the 3 live chunkservers. */
     check_replicas(c, fh_of(&a), data, n, ids[1]);
     check_fresh(fs, fh_of(&a), data, n, BS + 1, "after pipeline recovery");
+    free(data);
+    finish(c, fs);
+}
+
+/* ---- 4b. small blocks side by side ---- */
+
+/* One file of n random bytes (seed), written and closed. */
+static struct dfs_attr write_file(struct dfs *fs, const char *name, uint8_t *data, size_t n,
+                                  uint64_t seed)
+{
+    struct dfs_attr a = create_file(fs, name);
+    struct dfs_file *f = NULL;
+    rnd_fill(data, n, seed);
+    cr_assert_eq(dfs_file_open(fs, NULL, fh_of(&a), &f), 0);
+    write_all(f, data, n, seed);
+    cr_assert_eq(dfs_file_flush(f, NULL), 0);
+    dfs_file_close(f);
+    return a;
+}
+
+Test(client_data, small_blocks_go_to_their_chunkservers_side_by_side, .timeout = 120)
+{
+    /* Racks r0, r1, r2, r0 as above: chunkserver 1 is in every placement. */
+    static const size_t sizes[] = {1, 4096, 256 * 1024, 256 * 1024 + 1};
+    uint64_t ids[TC_MAX_CHUNKSERVERS];
+    struct tc_cluster *c = start(1, 4, 3, ids);
+    struct dfs *fs = open_fs(c);
+    uint8_t *data = xmalloc(256 * 1024 + 1);
+    struct dfs_data_stats st;
+    char name[32];
+
+    /* Up to 256 KiB a block goes to its three chunkservers at once; above, down a pipeline. */
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(name, sizeof(name), "small%zu", i);
+        struct dfs_attr a = write_file(fs, name, data, sizes[i], 40 + i);
+        check_replicas(c, fh_of(&a), data, sizes[i], 0);
+        check_fresh(fs, fh_of(&a), data, sizes[i], 4096, "side by side");
+    }
+    dfs_data_stats(fs, &st);
+    cr_assert_eq(st.blocks_written, 4);
+    cr_assert_eq(st.side_by_side, 3, "%llu", (unsigned long long)st.side_by_side);
+    cr_assert_eq(st.pipeline_retries, 0);
+
+    /* A dead chunkserver the masters still place: the two live ones of each first attempt keep
+     * their copies, and one more is stored on the fourth chunkserver. */
+    tc_cs_kill(c, 1);
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(name, sizeof(name), "dead%zu", i);
+        struct dfs_attr a = write_file(fs, name, data, sizes[i], 50 + i);
+        check_replicas(c, fh_of(&a), data, sizes[i], ids[1]);
+        check_fresh(fs, fh_of(&a), data, sizes[i], 4096, "side by side, one dead");
+    }
+    cr_assert(cs_alive_at_leader(c, ids[1]), "the masters noticed the dead chunkserver already");
+    dfs_data_stats(fs, &st);
+    cr_assert_eq(st.blocks_written, 7);
+    cr_assert_eq(st.side_by_side, 6, "%llu", (unsigned long long)st.side_by_side);
+    cr_assert_eq(st.pipeline_retries, 3, "one retry per block, %llu",
+                 (unsigned long long)st.pipeline_retries);
     free(data);
     finish(c, fs);
 }
