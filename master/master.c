@@ -231,6 +231,14 @@ static int start_server(struct master *m, const char *bind, uint16_t port, size_
     return rc;
 }
 
+/* A peer's reply that came back in the answer to our request (raft_transport.c). */
+static void deliver_reply(void *ctx, const struct raft_msg *msg)
+{
+    struct master *m = ctx;
+    if (atomic_load(&m->ready)) /* the node runs (set after rn_start, cleared before rn_stop) */
+        rn_receive(m->node, msg);
+}
+
 int master_start(const struct master_config *cfg, struct master **out)
 {
     int rc;
@@ -253,7 +261,11 @@ int master_start(const struct master_config *cfg, struct master **out)
         (rc = cs_registry_new(cfg->cs_dead_timeout_ms, &m->cs)) != 0)
         goto fail;
     m->fsm = (struct master_fsm){.kv = m->kv, .ns = m->ns, .cs = m->cs};
-    struct rt_config tc = {.self = cfg->id, .advertise = cfg->advertise, .secret = &m->secret};
+    struct rt_config tc = {.self = cfg->id,
+                           .advertise = cfg->advertise,
+                           .secret = &m->secret,
+                           .deliver = deliver_reply,
+                           .deliver_ctx = m};
     if ((rc = rt_new(&tc, &m->tr)) != 0)
         goto fail;
     /* The peer listener first: other masters may be waiting for our /raft/hello. */
@@ -276,7 +288,8 @@ int master_start(const struct master_config *cfg, struct master **out)
     nc.store = m->store;
     m->store = NULL; /* the node owns it now */
     struct rn_fsm fsm = master_fsm_ops(&m->fsm);
-    struct rn_transport tr = {.ctx = m->tr, .send = rt_send, .conf_changed = rt_conf_changed};
+    struct rn_transport tr = {
+        .ctx = m->tr, .send = rt_send, .conf_changed = rt_conf_changed, .flush = rt_flush};
     rt_set_conf(m->tr, &nc.initial);
     if ((rc = rn_start(&nc, &fsm, &tr, &m->node)) != 0) {
         LOG_ERROR("cannot start the Raft node: %s", cm_strerror(rc));
@@ -308,6 +321,8 @@ void master_stop(struct master *m)
     cm_http_server_stop(m->client_srv);
     cm_http_server_stop(m->peer_srv);
     bh_stop(m->health); /* it reads the node, the namespace and the registry */
+    if (m->tr != NULL)
+        rt_stop_replies(m->tr); /* it gives the node peers' replies */
     rn_stop(m->node);
     rt_free(m->tr);
     cm_http_server_free(m->client_srv);

@@ -1,5 +1,8 @@
-/* Raft endpoints on the peer port: one POST per message, queued to the node and answered at
- * once (the reply travels as its own message), plus /raft/hello for bootstrapping. */
+/* Raft endpoints on the peer port: one POST per message (or a batch), queued to the node. A
+ * message wanting a reply (an append, a vote) from a sender that takes replies in answers
+ * (RW_HDR_REPLIES) is answered with the reply once the node has it, or with none after a short
+ * wait (raft_transport.c); anything else is answered at once and the reply travels as a request
+ * of its own. Plus /raft/hello for bootstrapping. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +17,26 @@ static void note_sender(struct master *m, struct cm_http_req *req, raft_id from)
     const char *adv = cm_http_req_header(req, RW_HDR_ADVERTISE);
     if (adv != NULL && adv[0] != 0)
         rt_note_advertise(m->tr, from, adv);
+}
+
+static bool wants_reply(const struct raft_msg *msg)
+{
+    return msg->type == RAFT_MSG_VOTE || msg->type == RAFT_MSG_APPEND ||
+           msg->type == RAFT_MSG_SNAPSHOT || msg->type == RAFT_MSG_READ_INDEX;
+}
+
+/* Holds req's answer for the reply to msgs (all from one sender) when one is wanted. Must come
+ * before the messages reach the node, which may reply at once. */
+static bool park(struct master *m, struct cm_http_req *req, const struct raft_msg *const *msgs,
+                 size_t n)
+{
+    bool wanted = false;
+    for (size_t i = 0; i < n; i++) {
+        if (msgs[i]->from != msgs[0]->from || msgs[i]->to != m->cfg.id)
+            return false;
+        wanted |= wants_reply(msgs[i]);
+    }
+    return wanted && rt_park_reply(m->tr, msgs[0]->from, req);
 }
 
 static int deliver(struct master *m, struct cm_http_req *req, const struct raft_msg *msg)
@@ -39,7 +62,11 @@ static int h_raft_json(struct cm_http_req *req, void *data)
                  cm_http_req_peer(req), cm_strerror(rc));
         return rc;
     }
+    const struct raft_msg *one = &w.msg;
+    bool parked = park(m, req, &one, 1);
     rc = deliver(m, req, &w.msg);
+    if (rc != 0 && parked)
+        rt_unpark_reply(m->tr, w.msg.from);
     rw_msg_free(&w);
     return rc;
 }
@@ -68,13 +95,24 @@ static int h_raft_batch(struct cm_http_req *req, void *data)
         k++;
     }
     if (rc != 0)
-        LOG_WARN("raft: rejected malformed batch from %s: message %d: %s",
-                 cm_http_req_peer(req), k, cm_strerror(rc));
+        LOG_WARN("raft: rejected malformed batch from %s: message %d: %s", cm_http_req_peer(req), k,
+                 cm_strerror(rc));
+    bool parked = false;
+    raft_id from = k > 0 ? ms[0].msg.from : 0;
+    if (rc == 0 && k > 0) {
+        const struct raft_msg **one = malloc((size_t)k * sizeof(*one));
+        for (int i = 0; one != NULL && i < k; i++)
+            one[i] = &ms[i].msg;
+        parked = one != NULL && park(m, req, one, (size_t)k);
+        free(one);
+    }
     for (int i = 0; i < k; i++) {
         if (rc == 0)
             rc = deliver(m, req, &ms[i].msg);
         rw_msg_free(&ms[i]);
     }
+    if (rc != 0 && parked)
+        rt_unpark_reply(m->tr, from);
     free(ms);
     return rc;
 }
@@ -99,7 +137,11 @@ static int h_raft_snapshot(struct cm_http_req *req, void *data)
                  cm_strerror(rc));
         return rc;
     }
-    return deliver(m, req, &msg);
+    const struct raft_msg *one = &msg;
+    bool parked = park(m, req, &one, 1);
+    if ((rc = deliver(m, req, &msg)) != 0 && parked)
+        rt_unpark_reply(m->tr, msg.from);
+    return rc;
 }
 
 static int h_hello(struct cm_http_req *req, void *data)

@@ -856,6 +856,8 @@ static void handle_update(struct rn_node *n, const struct raft_update *u)
     queue_persist(n, u);
     for (uint32_t i = 0; i < u->n_msgs; i++)
         n->tr.send(n->tr.ctx, &u->msgs[i], n->snap_path);
+    if (u->n_msgs > 0 && n->tr.flush != NULL)
+        n->tr.flush(n->tr.ctx);
     handle_reads(n, u);
     if (u->n_committed > 0)
         apply_entries(n, u);

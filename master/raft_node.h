@@ -34,6 +34,8 @@ struct rn_transport {
     void (*send)(void *ctx, const struct raft_msg *m, const char *snapshot_path);
     /* Optional: the configuration changed (called on the loop thread, also once at start). */
     void (*conf_changed)(void *ctx, const struct raft_conf *conf);
+    /* Optional: the messages of one update were all given to send() (on the loop thread). */
+    void (*flush)(void *ctx);
 };
 
 struct rn_config {

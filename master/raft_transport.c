@@ -1,5 +1,7 @@
 /* Raft messages over HTTP: per peer an ordered queue with one request in flight on the shared
- * async engine, so messages reach a peer in order and a dead peer only stalls its own queue. */
+ * async engine, so messages reach a peer in order and a dead peer only stalls its own queue.
+ * A peer's request that wants a reply (an append, a vote) is answered with the reply itself
+ * when it comes soon enough (RW_HDR_REPLIES): one HTTP exchange per round instead of two. */
 #include "master/raft_transport.h"
 
 #include <fcntl.h>
@@ -14,13 +16,16 @@
 
 #include "common/errors.h"
 #include "common/http_client.h"
+#include "common/http_server.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/resolver.h"
 #include "master/raft_wire.h"
 
-#define MAX_PEERS (2 * RAFT_MAX_NODES)
-#define HDR_MAX 12
+#define MAX_PEERS             (2 * RAFT_MAX_NODES)
+#define HDR_MAX               12
+#define DEFAULT_REPLY_WAIT_MS 20
+static const char replies_hdr[] = RW_HDR_REPLIES ": 1";
 
 struct req {
     struct req *next;
@@ -44,6 +49,11 @@ struct peer {
     uint64_t sent, failed, dropped;
     int last_err;
     bool warned;
+    /* The peer's request held for our reply (rt_park_reply), the messages for it so far (a
+     * JSON array, NULL: none yet) and when it is answered anyway (monotonic ms). */
+    struct cm_http_deferred *parked;
+    cJSON *reply;
+    uint64_t parked_until;
 };
 
 struct rt_transport {
@@ -58,13 +68,16 @@ struct rt_transport {
     size_t npeers;
     pthread_t resolver_thread;
     bool resolver_started, stopping;
+    bool want_replies; /* cfg.deliver was given: requests ask for replies in answers */
+    /* Guards cfg.deliver: rt_stop_replies clears it while no delivery runs. */
+    pthread_mutex_t dmu;
 };
 
 struct inflight_ctx {
     struct rt_transport *t;
     raft_id id;
-    size_t n;        /* queued requests this one carries */
-    char *batch;     /* the batch body, when n > 1 */
+    size_t n;    /* queued requests this one carries */
+    char *batch; /* the batch body, when n > 1 */
 };
 
 static void req_free(struct req *r)
@@ -116,15 +129,44 @@ static void resolve_peer(struct rt_transport *t, struct peer *p)
     }
 }
 
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void answer_ready(struct rt_transport *t, uint64_t now, bool all);
+
+/* Resolves peers' names, and answers parked requests whose wait is over. */
 static void *resolver_main(void *arg)
 {
     struct rt_transport *t = arg;
     pthread_mutex_lock(&t->mu);
     while (!t->stopping) {
         struct peer *todo = NULL;
-        for (size_t i = 0; i < t->npeers && todo == NULL; i++)
-            if (t->peers[i].need_resolve)
+        uint64_t until = 0, now = mono_ms();
+        for (size_t i = 0; i < t->npeers; i++) {
+            if (t->peers[i].need_resolve && todo == NULL)
                 todo = &t->peers[i];
+            if (t->peers[i].parked != NULL && (until == 0 || t->peers[i].parked_until < until))
+                until = t->peers[i].parked_until;
+        }
+        if (until != 0 && now >= until) {
+            pthread_mutex_unlock(&t->mu);
+            answer_ready(t, now, false);
+            pthread_mutex_lock(&t->mu);
+            continue;
+        }
+        if (todo == NULL && until != 0) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            uint64_t ns = (uint64_t)ts.tv_nsec + (until - now) * 1000000u;
+            ts.tv_sec += (time_t)(ns / 1000000000u);
+            ts.tv_nsec = (long)(ns % 1000000000u);
+            pthread_cond_timedwait(&t->cv, &t->mu, &ts);
+            continue;
+        }
         if (todo == NULL) {
             pthread_cond_wait(&t->cv, &t->mu);
             continue;
@@ -140,11 +182,39 @@ static void *resolver_main(void *arg)
 
 static void submit_head(struct rt_transport *t, struct peer *p);
 
+/* The messages peer `from` sent back in an answer, to the node. */
+static void deliver_replies(struct rt_transport *t, raft_id from, const cJSON *ans)
+{
+    const cJSON *arr, *item;
+    if (ans == NULL || cm_json_get_array(ans, "messages", &arr) != 0)
+        return;
+    int i = 0;
+    pthread_mutex_lock(&t->dmu);
+    cJSON_ArrayForEach(item, arr)
+    {
+        struct rw_msg w;
+        if (i++ >= RW_MAX_BATCH || t->cfg.deliver == NULL)
+            break;
+        int rc = rw_decode_batch_item(item, &w);
+        if (rc == 0 && (w.msg.from != from || w.msg.to != t->cfg.self))
+            rc = CM_E_INVAL;
+        if (rc != 0) {
+            LOG_WARN("raft transport: rejected a malformed reply from peer %" PRIu64 ": %s", from,
+                     cm_strerror(rc));
+            break;
+        }
+        t->cfg.deliver(t->cfg.deliver_ctx, &w.msg);
+        rw_msg_free(&w);
+    }
+    pthread_mutex_unlock(&t->dmu);
+}
+
 static void on_done(void *ctx, int err, struct cm_http_response *resp)
 {
     struct inflight_ctx *c = ctx;
     struct rt_transport *t = c->t;
-    (void)resp;
+    if (err == 0)
+        deliver_replies(t, c->id, resp->json);
     pthread_mutex_lock(&t->mu);
     struct peer *p = find_peer(t, c->id);
     size_t carried = c->n;
@@ -175,8 +245,8 @@ static void on_done(void *ctx, int err, struct cm_http_response *resp)
     } else {
         p->failed++;
         if (!p->warned && err != CM_E_CANCELED)
-            LOG_WARN("raft transport: sending to peer %" PRIu64 " (%s) failed: %s", p->id,
-                     p->url, cm_strerror(err));
+            LOG_WARN("raft transport: sending to peer %" PRIu64 " (%s) failed: %s", p->id, p->url,
+                     cm_strerror(err));
         p->warned = true;
         if (err == CM_E_CONNECT || err == CM_E_RESOLVE || err == CM_E_TIMEOUT) {
             /* What is queued is stale by now (Raft resends), and the peer may have moved. */
@@ -275,6 +345,8 @@ static struct req *build(struct rt_transport *t, const struct raft_msg *m, const
     r->path = rw_path(m);
     int nh = 0;
     r->headers[nh++] = t->advertise_hdr;
+    if (t->want_replies)
+        r->headers[nh++] = replies_hdr;
     if (m->type == RAFT_MSG_SNAPSHOT) {
         const struct raft_msg_snapshot *s = &m->u.snapshot;
         if (snap == NULL)
@@ -323,9 +395,54 @@ fail:
     return NULL;
 }
 
+/* Replies are small; requests (appends may carry megabytes of entries) go as requests. */
+static bool is_reply(const struct raft_msg *m)
+{
+    return m->type == RAFT_MSG_VOTE_RESP || m->type == RAFT_MSG_APPEND_RESP ||
+           m->type == RAFT_MSG_SNAPSHOT_RESP || m->type == RAFT_MSG_READ_INDEX_RESP;
+}
+
+/* With t->mu held: m goes into the answer parked for its peer. False: it has to be sent. */
+static bool add_to_reply(struct peer *p, const struct raft_msg *m)
+{
+    cJSON *j = NULL;
+    if (p == NULL || p->parked == NULL || !is_reply(m))
+        return false;
+    if (p->reply == NULL && (p->reply = cJSON_CreateArray()) == NULL)
+        return false;
+    if (cJSON_GetArraySize(p->reply) >= RW_MAX_BATCH || rw_encode_json(m, &j) != 0)
+        return false;
+    if (!cJSON_AddItemToArray(p->reply, j)) {
+        cJSON_Delete(j);
+        return false;
+    }
+    return true;
+}
+
+/* Gives a parked answer: {"messages": reply} or "{}" when reply is NULL (both taken). */
+static void answer_parked(struct cm_http_deferred *d, cJSON *reply)
+{
+    cJSON *o = NULL;
+    if (reply != NULL) {
+        o = cJSON_CreateObject();
+        if (o == NULL || !cJSON_AddItemToObject(o, "messages", reply)) {
+            cJSON_Delete(reply);
+            cJSON_Delete(o);
+            o = NULL; /* the messages are lost; Raft sends again */
+        }
+    }
+    cm_http_deferred_json(d, 200, o);
+}
+
 void rt_send(void *transport, const struct raft_msg *m, const char *snapshot_path)
 {
     struct rt_transport *t = transport;
+    pthread_mutex_lock(&t->mu);
+    if (add_to_reply(find_peer(t, m->to), m)) {
+        pthread_mutex_unlock(&t->mu);
+        return;
+    }
+    pthread_mutex_unlock(&t->mu);
     struct req *r = build(t, m, snapshot_path);
     pthread_mutex_lock(&t->mu);
     struct peer *p = find_peer(t, m->to);
@@ -347,6 +464,96 @@ void rt_send(void *transport, const struct raft_msg *m, const char *snapshot_pat
     if (!p->inflight)
         submit_head(t, p);
     pthread_mutex_unlock(&t->mu);
+}
+
+/* ---- replies in answers ---- */
+
+bool rt_park_reply(struct rt_transport *t, raft_id from, struct cm_http_req *req)
+{
+    struct cm_http_deferred *d = NULL, *old = NULL;
+    cJSON *old_reply = NULL;
+    const char *h = cm_http_req_header(req, RW_HDR_REPLIES);
+    if (h == NULL || strcmp(h, "1") != 0)
+        return false;
+    pthread_mutex_lock(&t->mu);
+    struct peer *p = find_peer(t, from);
+    bool ok = p != NULL && !t->stopping && p->qhead == NULL && !p->inflight;
+    pthread_mutex_unlock(&t->mu);
+    if (!ok || cm_http_defer(req, &d) != 0)
+        return false;
+    pthread_mutex_lock(&t->mu);
+    p = find_peer(t, from);
+    ok = p != NULL && !t->stopping && p->qhead == NULL && !p->inflight;
+    if (ok) {
+        /* One request of a peer is in flight at a time; an earlier one held here is stale. */
+        old = p->parked;
+        old_reply = p->reply;
+        p->parked = d;
+        p->reply = NULL;
+        p->parked_until = mono_ms() + t->cfg.reply_wait_ms;
+        pthread_cond_signal(&t->cv);
+    }
+    pthread_mutex_unlock(&t->mu);
+    if (old != NULL)
+        answer_parked(old, old_reply);
+    if (!ok)
+        answer_parked(d, NULL);
+    return true;
+}
+
+void rt_unpark_reply(struct rt_transport *t, raft_id from)
+{
+    pthread_mutex_lock(&t->mu);
+    struct peer *p = find_peer(t, from);
+    struct cm_http_deferred *d = p != NULL ? p->parked : NULL;
+    cJSON *reply = d != NULL ? p->reply : NULL;
+    if (d != NULL) {
+        p->parked = NULL;
+        p->reply = NULL;
+    }
+    pthread_mutex_unlock(&t->mu);
+    if (d != NULL)
+        answer_parked(d, reply);
+}
+
+/* Answers the parked requests that have replies or waited until now (every one with all). */
+static void answer_ready(struct rt_transport *t, uint64_t now, bool all)
+{
+    struct cm_http_deferred *d[MAX_PEERS];
+    cJSON *reply[MAX_PEERS];
+    size_t n = 0;
+    pthread_mutex_lock(&t->mu);
+    for (size_t i = 0; i < t->npeers; i++) {
+        struct peer *p = &t->peers[i];
+        if (p->parked == NULL)
+            continue;
+        if (all || p->reply != NULL || now >= p->parked_until) {
+            d[n] = p->parked;
+            reply[n++] = p->reply;
+            p->parked = NULL;
+            p->reply = NULL;
+        }
+    }
+    pthread_mutex_unlock(&t->mu);
+    for (size_t i = 0; i < n; i++)
+        answer_parked(d[i], reply[i]);
+}
+
+void rt_flush(void *transport)
+{
+    answer_ready(transport, mono_ms(), false);
+}
+
+void rt_stop_replies(struct rt_transport *t)
+{
+    pthread_mutex_lock(&t->dmu);
+    t->cfg.deliver = NULL;
+    pthread_mutex_unlock(&t->dmu);
+    pthread_mutex_lock(&t->mu);
+    t->stopping = true; /* nothing is parked any more */
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+    answer_ready(t, mono_ms(), true);
 }
 
 /* ---- peers ---- */
@@ -462,6 +669,13 @@ int rt_new(const struct rt_config *cfg, struct rt_transport **out)
     if (t == NULL)
         return CM_E_NOMEM;
     t->cfg = *cfg;
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_mutex_init(&t->dmu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&t->cv, &ca);
+    pthread_condattr_destroy(&ca);
     if (t->cfg.timeout_ms <= 0)
         t->cfg.timeout_ms = 2000;
     if (t->cfg.max_queue == 0)
@@ -474,8 +688,9 @@ int rt_new(const struct rt_config *cfg, struct rt_transport **out)
     t->cfg.advertise = t->advertise_hdr + strlen(RW_HDR_ADVERTISE) + 2;
     if (cfg->dns_servers != NULL && (t->dns = strdup(cfg->dns_servers)) == NULL)
         goto fail;
-    pthread_mutex_init(&t->mu, NULL);
-    pthread_cond_init(&t->cv, NULL);
+    if (t->cfg.reply_wait_ms == 0)
+        t->cfg.reply_wait_ms = DEFAULT_REPLY_WAIT_MS;
+    t->want_replies = cfg->deliver != NULL;
     struct cm_http_client_config cc = {
         .connect_timeout_ms = 1000,
         .timeout_ms = t->cfg.timeout_ms,
@@ -500,6 +715,7 @@ void rt_free(struct rt_transport *t)
 {
     if (t == NULL)
         return;
+    rt_stop_replies(t);
     pthread_mutex_lock(&t->mu);
     t->stopping = true;
     pthread_cond_broadcast(&t->cv);
@@ -516,6 +732,7 @@ void rt_free(struct rt_transport *t)
         }
     }
     free(t->dns);
+    pthread_mutex_destroy(&t->dmu);
     pthread_mutex_destroy(&t->mu);
     pthread_cond_destroy(&t->cv);
     free(t);

@@ -4,6 +4,7 @@
 #ifndef DFS_MASTER_RAFT_TRANSPORT_H
 #define DFS_MASTER_RAFT_TRANSPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,11 +13,16 @@
 
 struct rt_config {
     raft_id self;
-    const char *advertise;           /* this master's client address, sent with every message */
-    const struct cm_secret *secret;  /* may be NULL */
-    long timeout_ms;                 /* per request; default 2000 */
-    const char *dns_servers;         /* for tests; NULL = system resolver */
-    size_t max_queue;                /* messages queued per peer before dropping; default 4096 */
+    const char *advertise;          /* this master's client address, sent with every message */
+    const struct cm_secret *secret; /* may be NULL */
+    long timeout_ms;                /* per request; default 2000 */
+    const char *dns_servers;        /* for tests; NULL = system resolver */
+    size_t max_queue;               /* messages queued per peer before dropping; default 4096 */
+    /* Messages a peer sent back in the answer to a request (RW_HDR_REPLIES), for the node; called
+     * on the engine thread. NULL: none are asked for. */
+    void (*deliver)(void *ctx, const struct raft_msg *m);
+    void *deliver_ctx;
+    uint32_t reply_wait_ms; /* how long a peer's request is held for our reply; default 20 */
 };
 
 struct rt_transport;
@@ -33,6 +39,21 @@ void rt_conf_changed(void *transport, const struct raft_conf *conf);
 
 /* Queues m for its destination (the rn_transport.send contract: never blocks on the network). */
 void rt_send(void *transport, const struct raft_msg *m, const char *snapshot_path);
+
+/* Replies in answers (RW_HDR_REPLIES). A request from peer `from` that asked for them and
+ * carries a message wanting a reply: rt_park_reply, before the message goes to the node, defers
+ * req's answer and returns true when this transport will answer it (the handler then returns 0
+ * and never touches req again): with the messages for `from` sent until the node's update ends
+ * (rt_flush), or with none after reply_wait_ms. It returns false (answer as usual) when messages
+ * for `from` are queued or in flight (order is kept) or on any failure. */
+struct cm_http_req;
+bool rt_park_reply(struct rt_transport *t, raft_id from, struct cm_http_req *req);
+/* The message could not go to the node after all: a parked answer for `from` is given now. */
+void rt_unpark_reply(struct rt_transport *t, raft_id from);
+/* rn_transport.flush: the node's update is sent; parked answers with messages go out. */
+void rt_flush(void *transport);
+/* Before the node stops: no more deliveries, and parked answers go out empty. */
+void rt_stop_replies(struct rt_transport *t);
 
 /* Records the client address a peer advertised (from the X-Dfs-Advertise header). */
 void rt_note_advertise(struct rt_transport *t, raft_id id, const char *advertise);

@@ -10,33 +10,38 @@
 #include "raft/raft.h"
 
 /* Paths (under the peer port). */
-#define RW_PATH_VOTE "/raft/vote"
-#define RW_PATH_PRE_VOTE "/raft/pre-vote"
-#define RW_PATH_VOTE_RESP "/raft/vote-response"
-#define RW_PATH_APPEND "/raft/append"
-#define RW_PATH_APPEND_RESP "/raft/append-response"
-#define RW_PATH_SNAPSHOT "/raft/snapshot"
-#define RW_PATH_SNAPSHOT_RESP "/raft/snapshot-response"
-#define RW_PATH_TIMEOUT_NOW "/raft/timeout-now"
-#define RW_PATH_READ_INDEX "/raft/read-index"
+#define RW_PATH_VOTE            "/raft/vote"
+#define RW_PATH_PRE_VOTE        "/raft/pre-vote"
+#define RW_PATH_VOTE_RESP       "/raft/vote-response"
+#define RW_PATH_APPEND          "/raft/append"
+#define RW_PATH_APPEND_RESP     "/raft/append-response"
+#define RW_PATH_SNAPSHOT        "/raft/snapshot"
+#define RW_PATH_SNAPSHOT_RESP   "/raft/snapshot-response"
+#define RW_PATH_TIMEOUT_NOW     "/raft/timeout-now"
+#define RW_PATH_READ_INDEX      "/raft/read-index"
 #define RW_PATH_READ_INDEX_RESP "/raft/read-index-response"
-#define RW_PATH_HELLO "/raft/hello"
+#define RW_PATH_HELLO           "/raft/hello"
 /* Several queued messages for one peer in one request: {"messages":[<message>,...]}, each
  * message the JSON of its own endpoint plus "path" naming that endpoint. */
 #define RW_PATH_BATCH "/raft/batch"
-#define RW_MAX_BATCH 1024
+#define RW_MAX_BATCH  1024
 
 /* Headers of a snapshot chunk (and X-Dfs-Advertise on every peer request). */
-#define RW_HDR_ADVERTISE "X-Dfs-Advertise"
-#define RW_HDR_FROM "X-Raft-From"
-#define RW_HDR_TO "X-Raft-To"
-#define RW_HDR_TERM "X-Raft-Term"
+#define RW_HDR_ADVERTISE  "X-Dfs-Advertise"
+#define RW_HDR_FROM       "X-Raft-From"
+#define RW_HDR_TO         "X-Raft-To"
+#define RW_HDR_TERM       "X-Raft-Term"
 #define RW_HDR_LAST_INDEX "X-Raft-Last-Index"
-#define RW_HDR_LAST_TERM "X-Raft-Last-Term"
-#define RW_HDR_SIZE "X-Raft-Size"
-#define RW_HDR_OFFSET "X-Raft-Offset"
-#define RW_HDR_DONE "X-Raft-Done"
-#define RW_HDR_CONF "X-Raft-Conf"
+#define RW_HDR_LAST_TERM  "X-Raft-Last-Term"
+#define RW_HDR_SIZE       "X-Raft-Size"
+#define RW_HDR_OFFSET     "X-Raft-Offset"
+#define RW_HDR_DONE       "X-Raft-Done"
+#define RW_HDR_CONF       "X-Raft-Conf"
+/* On every peer request: the sender takes messages back in the answer, {"messages":[...]} as in
+ * a batch. The receiver may then hold the answer for a moment (its transport's reply_wait_ms) to
+ * send its reply to the request in it (an append's acknowledgement once its entries are
+ * durable, a vote), instead of POSTing that reply as a request of its own. */
+#define RW_HDR_REPLIES "X-Dfs-Raft-Replies"
 
 /* Largest append body a peer accepts (a batch of entries, base64). */
 #define RW_MAX_APPEND_BODY (16u << 20)

@@ -444,3 +444,75 @@ Test(master_input, old_term_messages_from_a_member_change_nothing, .timeout = 12
     cr_assert_eq(tc_wait_leader(&c, 10000), now);
     tc_destroy(&c);
 }
+
+/* POSTs body to master i's peer port with the replies header (or without) and returns the
+ * answer's JSON. */
+static cJSON *post_peer_answer(struct tc_cluster *c, int i, const char *path, const char *body,
+                               bool replies)
+{
+    char url[128];
+    const char *headers[] = {"X-Dfs-Raft-Replies: 1", NULL};
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", c->m[i].http_port, path);
+    struct cm_http_call call = {.method = "POST",
+                                .url = url,
+                                .body = body,
+                                .body_len = strlen(body),
+                                .content_type = "application/json",
+                                .headers = replies ? headers : NULL};
+    struct cm_http_response r = {0};
+    cr_assert_eq(cm_http_call(c->http, &call, &r), 0, "%s: %s", path, body);
+    cr_assert_eq(r.status, 200);
+    cJSON *j = r.json;
+    r.json = NULL;
+    cm_http_response_clear(&r);
+    cr_assert_not_null(j);
+    return j;
+}
+
+Test(master_input, a_peer_that_asks_gets_its_reply_in_the_answer, .timeout = 60)
+{
+    struct tc_cluster c;
+    tc_init(&c, 3, NULL);
+    tc_start_all(&c);
+    int leader = tc_wait_leader(&c, 10000);
+    cr_assert_geq(leader, 0);
+    int f = (leader + 1) % 3, s = (leader + 2) % 3;
+    cJSON *st = status_after_queue(&c, f);
+    uint64_t term = u64_of(st, "term");
+    cJSON_Delete(st);
+
+    /* A pre-vote "from" the other follower with an empty log: f refuses it (a pre-vote changes
+     * nothing), and the refusal comes back in the answer to the request that asked. */
+    char body[256];
+    snprintf(body, sizeof(body),
+             "{\"from\":%d,\"to\":%d,\"term\":%llu,\"last_log_index\":0,\"last_log_term\":0}",
+             s + 1, f + 1, (unsigned long long)term + 1);
+    cJSON *a = post_peer_answer(&c, f, "/raft/pre-vote", body, true);
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(a, "messages");
+    cr_assert(cJSON_IsArray(msgs), "no messages in the answer");
+    cr_assert_eq(cJSON_GetArraySize(msgs), 1);
+    const cJSON *m = cJSON_GetArrayItem(msgs, 0);
+    const char *path = "";
+    bool pre = false, granted = true;
+    cr_assert_eq(cm_json_get_str(m, "path", 64, &path, NULL), 0);
+    cr_assert_str_eq(path, "/raft/vote-response");
+    cr_assert_eq(u64_of(m, "from"), (uint64_t)f + 1);
+    cr_assert_eq(u64_of(m, "to"), (uint64_t)s + 1);
+    cr_assert_eq(cm_json_get_bool(m, "pre", &pre), 0);
+    cr_assert_eq(cm_json_get_bool(m, "granted", &granted), 0);
+    cr_assert(pre && !granted);
+    cJSON_Delete(a);
+
+    /* A sender that does not ask gets "{}" at once; the reply goes out as a request. */
+    a = post_peer_answer(&c, f, "/raft/pre-vote", body, false);
+    cr_assert_null(cJSON_GetObjectItemCaseSensitive(a, "messages"));
+    cJSON_Delete(a);
+
+    /* Nothing changed, and the cluster commits. */
+    st = status_after_queue(&c, f);
+    cr_assert_eq(u64_of(st, "term"), term);
+    cr_assert_eq(u64_of(st, "leader_id"), (uint64_t)leader + 1);
+    cJSON_Delete(st);
+    cr_assert_eq(tc_put(&c, "w", 1, "k", "v", 10000), 0);
+    tc_destroy(&c);
+}
