@@ -211,18 +211,22 @@ static void compact(struct ns_dir *d)
     }
     d->n_ent = k;
     d->names_len = off;
+    /* Shrink, but never to 0 bytes: realloc(p, 0) frees p and returns NULL, which would leave
+     * the freed array in place (used again by the next add, freed again by ns__dir_free). */
     if (d->cap_ent > 64 && d->cap_ent / 4 > k) {
-        struct ns_dent *e = realloc(d->ents, (size_t)(k * 2) * sizeof(*e));
+        uint32_t cap = k * 2 > 32 ? k * 2 : 32;
+        struct ns_dent *e = realloc(d->ents, (size_t)cap * sizeof(*e));
         if (e != NULL) {
             d->ents = e;
-            d->cap_ent = k * 2;
+            d->cap_ent = cap;
         }
     }
     if (d->names_cap > 4096 && d->names_cap / 4 > off) {
-        char *n = realloc(d->names, (size_t)off * 2);
+        uint32_t cap = off * 2 > 256 ? off * 2 : 256;
+        char *n = realloc(d->names, cap);
         if (n != NULL) {
             d->names = n;
-            d->names_cap = off * 2;
+            d->names_cap = cap;
         }
     }
     if (d->n_slots != 0) {
