@@ -474,6 +474,12 @@ static int h_commit(struct cm_http_req *req, void *data)
     }
     rc = ns_cmd_commit(&rq, ino, gen, off, clen, size, set_size ? NS_COMMIT_SET_SIZE : 0, blocks, n,
                        &cmd, &len);
+    /* The replicas answered the client that they hold the block durably: the copy counts now,
+     * not only from their next heartbeat. Else a holder heartbeating first would have the block
+     * copied to chunkservers that hold it already (cs_replicate). */
+    for (uint32_t i = 0; rc == 0 && master_is_leader(m) && i < n; i++)
+        for (uint8_t k = 0; k < blocks[i].n_replicas; k++)
+            cs_blocks_change(m->cs, blocks[i].replicas[k], &blocks[i].id, 1, NULL, 0, NULL, 0);
     if (rc == 0)
         rc = propose(m, req, cmd, len);
 out:

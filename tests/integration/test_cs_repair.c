@@ -1,7 +1,8 @@
 /* Three masters and four real dfs-chunkservers: a copy found damaged (by a read, or by the
  * scrubber when nobody reads it) is replaced from a sound one and then deleted; the blocks of a
  * chunkserver killed with -9 are copied elsewhere within the window its dead timeout promises,
- * and once it is back its surplus copy is deleted, keeping three. */
+ * and once it is back its surplus copy is deleted, keeping three; a block just committed with
+ * three copies is not copied again because some holder's heartbeat came before the others'. */
 #include <criterion/criterion.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -251,5 +252,61 @@ Test(cs_repair, surplus_copy_of_returning_chunkserver_is_deleted, .timeout = 120
                     tc_now_ms() + T_REPAIR_MS);
         usleep(200 * 1000);
     }
+    tc_destroy(&c);
+}
+
+/* Waits until every chunkserver sent `more` heartbeats after this call (each one reports the
+ * blocks it stored since the last). */
+static void wait_heartbeats(struct tc_cluster *c, uint64_t more)
+{
+    uint64_t base[N_CS], deadline = tc_now_ms() + T_REPAIR_MS;
+    for (int k = 0; k < N_CS; k++)
+        base[k] = tc_cs_metric(c, k, "dfs_cs_heartbeats_total");
+    for (int k = 0; k < N_CS; k++) {
+        while (tc_cs_metric(c, k, "dfs_cs_heartbeats_total") < base[k] + more) {
+            cr_assert_lt(tc_now_ms(), deadline, "chunkserver %d does not heartbeat", k);
+            usleep(50 * 1000);
+        }
+    }
+}
+
+Test(cs_repair, fresh_blocks_with_three_copies_are_not_copied_again, .timeout = 120)
+{
+    struct tc_cluster c;
+    uint64_t ids[N_CS], seq = 0;
+    static uint8_t data[BLOCK_LEN];
+    fill(data, sizeof(data), 4);
+    start_cluster(&c, ids, CS_ARGS);
+    /* The leader judges copies (and so orders copies) once it led for a dead timeout and
+     * every chunkserver reported; /status says so one dead timeout later. */
+    uint64_t deadline = tc_now_ms() + T_REPAIR_MS;
+    for (;;) {
+        int leader = tc_wait_leader(&c, T_LEADER_MS);
+        cJSON *st = leader >= 0 ? tc_status(&c, leader) : NULL;
+        bool ready = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(st, "blocks"), "ready"));
+        cJSON_Delete(st);
+        if (ready)
+            break;
+        cr_assert_lt(tc_now_ms(), deadline, "the leader never judges copies");
+        usleep(100 * 1000);
+    }
+
+    /* Files of one small block each on chunkservers 0, 1 and 2, while all four heartbeat every
+     * HEARTBEAT_MS at their own phases: whichever holder reports a block first, the others
+     * hold it too, as the commit said. */
+    uint64_t blocks[40];
+    char name[16];
+    for (int i = 0; i < 40; i++) {
+        snprintf(name, sizeof(name), "fresh%d", i);
+        blocks[i] = tc_write_block_file(&c, 9, &seq, name, ids, data, sizeof(data));
+    }
+    wait_heartbeats(&c, 3);
+    for (int k = 0; k < N_CS; k++)
+        cr_assert_eq(tc_cs_metric(&c, k, "dfs_cs_replications_total"), 0,
+                     "chunkserver %d copied blocks that had their three copies", k);
+    for (int i = 0; i < 40; i++)
+        wait_copies(&c, blocks[i], data, (bool[N_CS]){true, true, true, false}, NULL, "fresh",
+                    tc_now_ms() + T_REPAIR_MS);
     tc_destroy(&c);
 }
