@@ -69,6 +69,7 @@ struct rt_transport {
     pthread_t resolver_thread;
     bool resolver_started, stopping;
     bool want_replies; /* cfg.deliver was given: requests ask for replies in answers */
+    bool no_parking;   /* rt_stop_replies ran: peers' requests are answered at once */
     /* Guards cfg.deliver: rt_stop_replies clears it while no delivery runs. */
     pthread_mutex_t dmu;
 };
@@ -477,13 +478,13 @@ bool rt_park_reply(struct rt_transport *t, raft_id from, struct cm_http_req *req
         return false;
     pthread_mutex_lock(&t->mu);
     struct peer *p = find_peer(t, from);
-    bool ok = p != NULL && !t->stopping && p->qhead == NULL && !p->inflight;
+    bool ok = p != NULL && !t->stopping && !t->no_parking && p->qhead == NULL && !p->inflight;
     pthread_mutex_unlock(&t->mu);
     if (!ok || cm_http_defer(req, &d) != 0)
         return false;
     pthread_mutex_lock(&t->mu);
     p = find_peer(t, from);
-    ok = p != NULL && !t->stopping && p->qhead == NULL && !p->inflight;
+    ok = p != NULL && !t->stopping && !t->no_parking && p->qhead == NULL && !p->inflight;
     if (ok) {
         /* One request of a peer is in flight at a time; an earlier one held here is stale. */
         old = p->parked;
@@ -550,8 +551,7 @@ void rt_stop_replies(struct rt_transport *t)
     t->cfg.deliver = NULL;
     pthread_mutex_unlock(&t->dmu);
     pthread_mutex_lock(&t->mu);
-    t->stopping = true; /* nothing is parked any more */
-    pthread_cond_broadcast(&t->cv);
+    t->no_parking = true;
     pthread_mutex_unlock(&t->mu);
     answer_ready(t, mono_ms(), true);
 }
