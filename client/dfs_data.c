@@ -337,8 +337,9 @@ static int put_once(struct dfs *fs, uint64_t id, const void *data, uint32_t len,
                     const struct target *t, unsigned n, struct putres *p)
 {
     char url[ADDR_MAX + 64], pipe_h[16 + DFS_MAX_REPLICAS * ADDR_MAX], crc_h[40];
-    /* "Expect:" drops curl's 100-continue round trip for bodies above 1 MiB. */
-    const char *headers[4] = {crc_h, "Expect:", NULL, NULL};
+    /* A block above 1 MiB waits for "100 Continue" (common/http_client.c): a chunkserver
+     * refusing it at the start (a full disk) is then heard, not reset. */
+    const char *headers[3] = {crc_h, NULL, NULL};
     struct cm_http_call call = {0};
     struct cm_http_response resp = {0};
     const cJSON *arr;
@@ -352,7 +353,7 @@ static int put_once(struct dfs *fs, uint64_t id, const void *data, uint32_t len,
         for (unsigned i = 1; i < n; i++)
             used += (size_t)snprintf(pipe_h + used, sizeof(pipe_h) - used, "%s%s", i > 1 ? "," : "",
                                      t[i].addr);
-        headers[2] = pipe_h;
+        headers[1] = pipe_h;
     }
     call.method = "PUT";
     call.url = url;

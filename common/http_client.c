@@ -305,11 +305,12 @@ static int xfer_setup(struct xfer *x, struct handle *h, const struct conf *cf, c
     x->download = s->download;
     x->download_ctx = s->download_ctx;
     x->flags = s->flags;
-    /* A large or chunked upload first asks for "100 Continue": a server refusing it at the
-     * start answers at once without reading it, and the connection it then closes with the body
+    /* A large or chunked body first asks for "100 Continue": a server refusing it at the start
+     * answers at once without reading it, and the connection it then closes with the body
      * unread would be reset under a client still sending, losing the answer (a full disk would
      * look like a network error). Small bodies go at once; such a server reads and drops them. */
-    expect = s->upload != NULL && (s->upload_len < 0 || s->upload_len > CM_HTTP_EXPECT_ABOVE);
+    expect = s->upload != NULL ? s->upload_len < 0 || s->upload_len > CM_HTTP_EXPECT_ABOVE
+                               : s->body != NULL && s->body_len > CM_HTTP_EXPECT_ABOVE;
     if (s->hdr == HDR_CUSTOM || expect) {
         const char *ctype = s->hdr == HDR_CUSTOM  ? s->ctype
                             : s->hdr == HDR_JSON  ? JSON_TYPE

@@ -14,9 +14,9 @@
 #define CM_HTTP_DEFAULT_TIMEOUT_MS         10000
 #define CM_HTTP_DEFAULT_MAX_ANSWER         (16 * 1024 * 1024)
 #define CM_HTTP_DEFAULT_MAX_IDLE           32
-/* A streamed upload longer than this (or chunked) is sent with "Expect: 100-continue", so that a
- * server refusing it answers before the body; servers read and drop refused bodies up to this
- * size (common/http_server.c) and answer after them. */
+/* A body longer than this (streamed, chunked or in memory) is sent with "Expect: 100-continue",
+ * so that a server refusing it answers before the body; servers read and drop refused bodies up
+ * to this size (common/http_server.c) and answer after them. */
 #define CM_HTTP_EXPECT_ABOVE (1024 * 1024)
 
 struct cm_http_client_config {
