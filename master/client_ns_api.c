@@ -477,7 +477,8 @@ static int h_commit(struct cm_http_req *req, void *data)
     /* The replicas answered the client that they hold the block durably: the copy counts now,
      * not only from their next heartbeat. Else a holder heartbeating first would have the block
      * copied to chunkservers that hold it already (cs_replicate). */
-    for (uint32_t i = 0; rc == 0 && master_is_leader(m) && i < n; i++)
+    bool leader = rc == 0 && master_is_leader(m);
+    for (uint32_t i = 0; leader && i < n; i++)
         for (uint8_t k = 0; k < blocks[i].n_replicas; k++)
             cs_blocks_change(m->cs, blocks[i].replicas[k], &blocks[i].id, 1, NULL, 0, NULL, 0);
     if (rc == 0)

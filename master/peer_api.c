@@ -19,24 +19,13 @@ static void note_sender(struct master *m, struct cm_http_req *req, raft_id from)
         rt_note_advertise(m->tr, from, adv);
 }
 
-static bool wants_reply(const struct raft_msg *msg)
+/* Whether msg is for this node and wants a reply, which the answer to its request may then
+ * carry (rt_park_reply; parked before the message reaches the node, which may reply at once). */
+static bool wants_reply(const struct master *m, const struct raft_msg *msg)
 {
-    return msg->type == RAFT_MSG_VOTE || msg->type == RAFT_MSG_APPEND ||
-           msg->type == RAFT_MSG_SNAPSHOT || msg->type == RAFT_MSG_READ_INDEX;
-}
-
-/* Holds req's answer for the reply to msgs (all from one sender) when one is wanted. Must come
- * before the messages reach the node, which may reply at once. */
-static bool park(struct master *m, struct cm_http_req *req, const struct raft_msg *const *msgs,
-                 size_t n)
-{
-    bool wanted = false;
-    for (size_t i = 0; i < n; i++) {
-        if (msgs[i]->from != msgs[0]->from || msgs[i]->to != m->cfg.id)
-            return false;
-        wanted |= wants_reply(msgs[i]);
-    }
-    return wanted && rt_park_reply(m->tr, msgs[0]->from, req);
+    return msg->to == m->cfg.id &&
+           (msg->type == RAFT_MSG_VOTE || msg->type == RAFT_MSG_APPEND ||
+            msg->type == RAFT_MSG_SNAPSHOT || msg->type == RAFT_MSG_READ_INDEX);
 }
 
 static int deliver(struct master *m, struct cm_http_req *req, const struct raft_msg *msg)
@@ -62,8 +51,7 @@ static int h_raft_json(struct cm_http_req *req, void *data)
                  cm_http_req_peer(req), cm_strerror(rc));
         return rc;
     }
-    const struct raft_msg *one = &w.msg;
-    bool parked = park(m, req, &one, 1);
+    bool parked = wants_reply(m, &w.msg) && rt_park_reply(m->tr, w.msg.from, req);
     rc = deliver(m, req, &w.msg);
     if (rc != 0 && parked)
         rt_unpark_reply(m->tr, w.msg.from);
@@ -97,15 +85,14 @@ static int h_raft_batch(struct cm_http_req *req, void *data)
     if (rc != 0)
         LOG_WARN("raft: rejected malformed batch from %s: message %d: %s", cm_http_req_peer(req), k,
                  cm_strerror(rc));
-    bool parked = false;
+    /* The answer carries replies only to a batch from one sender, all of it for this node. */
     raft_id from = k > 0 ? ms[0].msg.from : 0;
-    if (rc == 0 && k > 0) {
-        const struct raft_msg **one = malloc((size_t)k * sizeof(*one));
-        for (int i = 0; one != NULL && i < k; i++)
-            one[i] = &ms[i].msg;
-        parked = one != NULL && park(m, req, one, (size_t)k);
-        free(one);
+    bool wanted = false, one_sender = true;
+    for (int i = 0; i < k; i++) {
+        one_sender &= ms[i].msg.from == from && ms[i].msg.to == m->cfg.id;
+        wanted |= wants_reply(m, &ms[i].msg);
     }
+    bool parked = rc == 0 && one_sender && wanted && rt_park_reply(m->tr, from, req);
     for (int i = 0; i < k; i++) {
         if (rc == 0)
             rc = deliver(m, req, &ms[i].msg);
@@ -137,8 +124,7 @@ static int h_raft_snapshot(struct cm_http_req *req, void *data)
                  cm_strerror(rc));
         return rc;
     }
-    const struct raft_msg *one = &msg;
-    bool parked = park(m, req, &one, 1);
+    bool parked = wants_reply(m, &msg) && rt_park_reply(m->tr, msg.from, req);
     if ((rc = deliver(m, req, &msg)) != 0 && parked)
         rt_unpark_reply(m->tr, msg.from);
     return rc;

@@ -403,11 +403,11 @@ static bool is_reply(const struct raft_msg *m)
            m->type == RAFT_MSG_SNAPSHOT_RESP || m->type == RAFT_MSG_READ_INDEX_RESP;
 }
 
-/* With t->mu held: m goes into the answer parked for its peer. False: it has to be sent. */
+/* With t->mu held: reply m goes into the answer parked for its peer. False: it has to be sent. */
 static bool add_to_reply(struct peer *p, const struct raft_msg *m)
 {
     cJSON *j = NULL;
-    if (p == NULL || p->parked == NULL || !is_reply(m))
+    if (p == NULL || p->parked == NULL)
         return false;
     if (p->reply == NULL && (p->reply = cJSON_CreateArray()) == NULL)
         return false;
@@ -438,12 +438,13 @@ static void answer_parked(struct cm_http_deferred *d, cJSON *reply)
 void rt_send(void *transport, const struct raft_msg *m, const char *snapshot_path)
 {
     struct rt_transport *t = transport;
-    pthread_mutex_lock(&t->mu);
-    if (add_to_reply(find_peer(t, m->to), m)) {
+    if (is_reply(m)) {
+        pthread_mutex_lock(&t->mu);
+        bool taken = add_to_reply(find_peer(t, m->to), m);
         pthread_mutex_unlock(&t->mu);
-        return;
+        if (taken)
+            return;
     }
-    pthread_mutex_unlock(&t->mu);
     struct req *r = build(t, m, snapshot_path);
     pthread_mutex_lock(&t->mu);
     struct peer *p = find_peer(t, m->to);
@@ -469,6 +470,13 @@ void rt_send(void *transport, const struct raft_msg *m, const char *snapshot_pat
 
 /* ---- replies in answers ---- */
 
+/* With t->mu held: whether a request of p may wait for our reply (nothing of ours for p is
+ * queued or in flight, so the reply cannot overtake it). */
+static bool can_park(const struct rt_transport *t, const struct peer *p)
+{
+    return p != NULL && !t->stopping && !t->no_parking && p->qhead == NULL && !p->inflight;
+}
+
 bool rt_park_reply(struct rt_transport *t, raft_id from, struct cm_http_req *req)
 {
     struct cm_http_deferred *d = NULL, *old = NULL;
@@ -477,15 +485,13 @@ bool rt_park_reply(struct rt_transport *t, raft_id from, struct cm_http_req *req
     if (h == NULL || strcmp(h, "1") != 0)
         return false;
     pthread_mutex_lock(&t->mu);
-    struct peer *p = find_peer(t, from);
-    bool ok = p != NULL && !t->stopping && !t->no_parking && p->qhead == NULL && !p->inflight;
+    bool ok = can_park(t, find_peer(t, from));
     pthread_mutex_unlock(&t->mu);
     if (!ok || cm_http_defer(req, &d) != 0)
         return false;
     pthread_mutex_lock(&t->mu);
-    p = find_peer(t, from);
-    ok = p != NULL && !t->stopping && !t->no_parking && p->qhead == NULL && !p->inflight;
-    if (ok) {
+    struct peer *p = find_peer(t, from);
+    if ((ok = can_park(t, p))) {
         /* One request of a peer is in flight at a time; an earlier one held here is stale. */
         old = p->parked;
         old_reply = p->reply;
