@@ -33,6 +33,8 @@ struct dfs_options {
     uint32_t block_size;  /* largest block written (at most the chunkservers'); 0: 64 MiB */
     unsigned replication; /* copies of each block written; 0: 3; at most DFS_MAX_REPLICAS */
     long data_timeout_ms; /* one block transfer with a chunkserver; 0: 120 s */
+    /* dfs_lookup_cached's listings are used this long (0: it is dfs_lookup). At most 60 s. */
+    long dir_cache_ms;
 };
 
 /* A file's handle: inode number and generation (a reused number gets a new generation). */
@@ -82,6 +84,16 @@ void dfs_set_dir_attr_hook(struct dfs *fs, dfs_dir_attr_fn fn, void *ctx);
 /* The entry name in parent ("." and ".." allowed). */
 int dfs_lookup(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh parent, const char *name,
                struct dfs_attr *out);
+/* dfs_lookup, or the answer from a listing of parent fetched at most dir_cache_ms ago (see
+ * client/dircache.h): where this process looks up many names in one directory, one request
+ * lists it instead of a request per name. Changes made through this handle are seen at once.
+ * *age_ms: how old the answer is (0: asked just now), also with CM_E_NOENT. */
+int dfs_lookup_cached(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh parent,
+                      const char *name, struct dfs_attr *out, uint64_t *age_ms);
+struct dfs_dir_cache_stats {
+    uint64_t hits, absent, asked, fetches, discarded, entries; /* struct dc_stats */
+};
+void dfs_dir_cache_stats(struct dfs *fs, struct dfs_dir_cache_stats *out);
 int dfs_getattr(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh fh,
                 struct dfs_attr *out);
 /* Walks an absolute path ("/a/b/c"; repeated slashes ignored; "/" is the root) from the root with

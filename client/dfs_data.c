@@ -642,7 +642,9 @@ static int commit_run(struct dfs_file *f, size_t from, size_t to, struct dfs_att
             if (!cJSON_AddItemToArray(reps, cJSON_CreateNumber(p->reps[k])))
                 b.err = CM_E_NOMEM;
     }
-    if ((rc = dfs__mutate(f->fs, FSP_COMMIT, &b, cred_of(f), &ans)) != 0)
+    rc = dfs__mutate(f->fs, FSP_COMMIT, &b, cred_of(f), &ans);
+    dfs__dc_changed(f->fs, f->fh.ino); /* its size and times, for the directory cache */
+    if (rc != 0)
         return rc;
     rc = dfs__answer_attr(ans, attr);
     cJSON_Delete(ans);

@@ -43,6 +43,10 @@ struct dfs {
         char addr[16][272]; /* ADDR_MAX of dfs_data.c */
     } place_cache;
     struct dfs_data_stats stats;
+    /* dfs_lookup_cached's listings (NULL: off), under dc_mu; every change this handle makes is
+     * reported to it (dfs__dc_* below). */
+    struct dircache *dc;
+    pthread_mutex_t dc_mu;
     dfs_dir_attr_fn dir_attr_hook; /* dfs_set_dir_attr_hook */
     void *dir_attr_ctx;
 };
@@ -72,5 +76,9 @@ int dfs__read(struct dfs *fs, const char *path, struct dfs_req *b, const struct 
 /* A mutation: a free session's (client, next seq) and the credential; retried exactly once. */
 int dfs__mutate(struct dfs *fs, const char *path, struct dfs_req *b, const struct dfs_cred *cred,
                 cJSON **ans);
+
+/* The inode ino's attributes changed (or may have: the outcome is unknown), for the directory
+ * cache. No-op when it is off. */
+void dfs__dc_changed(struct dfs *fs, uint64_t ino);
 
 #endif

@@ -13,10 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "client/dfs.h"
 #include "client/dfs_internal.h"
+#include "client/dircache.h"
 #include "client/fs_proto.h"
 #include "client/master_conn.h"
 #include "common/errors.h"
@@ -25,6 +27,11 @@
 #define CRED_GROUPS_MAX 32
 #define READDIR_DEFAULT 256
 #define READDIR_MAX     4096
+/* The directory cache's sizes (dircache.h): a listing of at most DC_MAX_DIR entries, about 200
+ * bytes each, DC_MAX_TOTAL in all (some 25 MiB at most). */
+#define DC_MAX_DIR   32768
+#define DC_MAX_TOTAL 131072
+#define DC_MAX_MS    60000
 
 static int read_random(void *buf, size_t len)
 {
@@ -62,8 +69,8 @@ int dfs_open(const char *masters, const struct dfs_options *opt, struct dfs **ou
     if (opt == NULL)
         opt = &defaults;
     if (masters == NULL || opt->op_timeout_ms < 0 || opt->call_timeout_ms < 0 ||
-        opt->data_timeout_ms < 0 || opt->replication > DFS_MAX_REPLICAS ||
-        (opt->block_size != 0 && opt->block_size < 4096))
+        opt->data_timeout_ms < 0 || opt->replication > DFS_MAX_REPLICAS || opt->dir_cache_ms < 0 ||
+        opt->dir_cache_ms > DC_MAX_MS || (opt->block_size != 0 && opt->block_size < 4096))
         return CM_E_INVAL;
     if ((rc = read_random(rnd, sizeof(rnd))) != 0)
         return rc;
@@ -90,16 +97,24 @@ int dfs_open(const char *masters, const struct dfs_options *opt, struct dfs **ou
     if ((rc = cm_http_async_new(&hcfg, &fs->fan)) != 0)
         goto fail_mc;
     rc = CM_E_NOMEM;
+    if (opt->dir_cache_ms > 0 &&
+        (fs->dc = dc_new((uint64_t)opt->dir_cache_ms, DC_MAX_DIR, DC_MAX_TOTAL)) == NULL)
+        goto fail_mc;
     if (pthread_mutex_init(&fs->mu, NULL) != 0)
         goto fail_mc;
     if (pthread_cond_init(&fs->cv, NULL) != 0)
         goto fail_mutex;
+    if (pthread_mutex_init(&fs->dc_mu, NULL) != 0)
+        goto fail_cond;
     *out = fs;
     return 0;
 
+fail_cond:
+    pthread_cond_destroy(&fs->cv);
 fail_mutex:
     pthread_mutex_destroy(&fs->mu);
 fail_mc:
+    dc_free(fs->dc);
     cm_http_async_free(fs->fan);
     cm_http_client_free(fs->data);
     dfs_master_conn_free(fs->mc);
@@ -117,6 +132,8 @@ void dfs_close(struct dfs *fs)
     cm_http_client_free(fs->data);
     pthread_cond_destroy(&fs->cv);
     pthread_mutex_destroy(&fs->mu);
+    pthread_mutex_destroy(&fs->dc_mu);
+    dc_free(fs->dc);
     free(fs);
 }
 
@@ -359,6 +376,190 @@ static int check_name(const char *name)
     return strlen(name) > DFS_NAME_MAX ? CM_E_NAMETOOLONG : 0;
 }
 
+/* ---- the directory cache (dircache.h): what changes this handle made ---- */
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void dfs__dc_changed(struct dfs *fs, uint64_t ino)
+{
+    uint64_t now;
+
+    if (fs->dc == NULL)
+        return;
+    now = mono_ms();
+    pthread_mutex_lock(&fs->dc_mu);
+    dc_changed(fs->dc, ino, now);
+    pthread_mutex_unlock(&fs->dc_mu);
+}
+
+/* name was created in dir (or linked there: then linked is the inode, whose other names have one
+ * link more). A failure may mean the listing was wrong (EEXIST): it goes. */
+static void dc_report_added(struct dfs *fs, int rc, struct dfs_fh dir, const char *name,
+                            const struct dfs_attr *a, const struct dfs_fh *linked)
+{
+    uint64_t now;
+
+    if (fs->dc == NULL)
+        return;
+    now = mono_ms();
+    pthread_mutex_lock(&fs->dc_mu);
+    if (linked != NULL)
+        dc_changed(fs->dc, linked->ino, now);
+    if (rc == 0)
+        dc_added(fs->dc, dir, name, a, now);
+    else
+        dc_drop(fs->dc, dir, now);
+    dc_changed(fs->dc, dir.ino, now); /* its mtime, ctime, links */
+    pthread_mutex_unlock(&fs->dc_mu);
+}
+
+static void dc_report_removed(struct dfs *fs, int rc, struct dfs_fh dir, const char *name)
+{
+    uint64_t now;
+
+    if (fs->dc == NULL)
+        return;
+    now = mono_ms();
+    pthread_mutex_lock(&fs->dc_mu);
+    if (rc == 0)
+        dc_removed(fs->dc, dir, name, now);
+    else
+        dc_drop(fs->dc, dir, now);
+    dc_changed(fs->dc, dir.ino, now);
+    pthread_mutex_unlock(&fs->dc_mu);
+}
+
+static void dc_report_renamed(struct dfs *fs, int rc, struct dfs_fh sdir, const char *sname,
+                              struct dfs_fh ddir, const char *dname, unsigned flags)
+{
+    uint64_t now;
+
+    if (fs->dc == NULL)
+        return;
+    now = mono_ms();
+    pthread_mutex_lock(&fs->dc_mu);
+    if (rc == 0) {
+        dc_renamed(fs->dc, sdir, sname, ddir, dname, (flags & DFS_RENAME_EXCHANGE) != 0, now);
+    } else {
+        dc_drop(fs->dc, sdir, now);
+        dc_drop(fs->dc, ddir, now);
+    }
+    dc_changed(fs->dc, sdir.ino, now);
+    dc_changed(fs->dc, ddir.ino, now);
+    pthread_mutex_unlock(&fs->dc_mu);
+}
+
+/* The whole of directory dir, for dc_lookup's DC_FETCH (stamp, started at started_ms). */
+static void dc_fetch(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh dir, uint64_t stamp,
+                     uint64_t started_ms)
+{
+    struct dfs_dirent *all = NULL;
+    struct dfs_dirpage page;
+    size_t n = 0, cap = 0;
+    uint64_t cookie = 0;
+    bool eof = false;
+    int rc = 0;
+
+    while (rc == 0 && !eof) {
+        if ((rc = dfs_readdir(fs, cred, dir, cookie, READDIR_MAX, &page)) != 0)
+            break;
+        if (page.n == 0 && !page.eof)
+            rc = CM_E_PROTO; /* no progress */
+        for (size_t i = 0; rc == 0 && i < page.n; i++) {
+            struct dfs_dirent *d = &page.entries[i];
+            if (strcmp(d->name, ".") == 0 || strcmp(d->name, "..") == 0)
+                continue;
+            if (n == DC_MAX_DIR) {
+                rc = CM_E_RANGE; /* too big to list: name by name */
+                break;
+            }
+            if (n == cap) {
+                size_t c = cap ? cap * 2 : 256;
+                struct dfs_dirent *t = realloc(all, c * sizeof(*all));
+                if (t == NULL) {
+                    rc = CM_E_NOMEM;
+                    break;
+                }
+                all = t;
+                cap = c;
+            }
+            all[n++] = *d;
+            d->name = NULL; /* now all's */
+        }
+        eof = page.eof;
+        cookie = page.cookie;
+        dfs_dirpage_clear(&page);
+    }
+    pthread_mutex_lock(&fs->dc_mu);
+    if (rc == 0)
+        dc_install(fs->dc, dir, stamp, started_ms, all, n, mono_ms());
+    else
+        dc_fetch_failed(fs->dc, dir, mono_ms());
+    pthread_mutex_unlock(&fs->dc_mu);
+    for (size_t i = 0; i < n; i++)
+        free(all[i].name);
+    free(all);
+}
+
+int dfs_lookup_cached(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh parent,
+                      const char *name, struct dfs_attr *out, uint64_t *age_ms)
+{
+    enum dc_answer how = DC_ASK;
+    struct dfs_attr a;
+    uint64_t stamp = 0, age = 0, t0 = 0;
+    int rc;
+
+    if (age_ms != NULL)
+        *age_ms = 0;
+    if (fs->dc == NULL || check_name(name) != 0 || name[0] == '\0' || strcmp(name, ".") == 0 ||
+        strcmp(name, "..") == 0)
+        return dfs_lookup(fs, cred, parent, name, out);
+    for (int pass = 0; pass < 2; pass++) {
+        t0 = mono_ms();
+        pthread_mutex_lock(&fs->dc_mu);
+        how = dc_lookup(fs->dc, parent, name, t0, pass == 0, &a, &age, &stamp);
+        pthread_mutex_unlock(&fs->dc_mu);
+        if (how != DC_FETCH)
+            break;
+        dc_fetch(fs, cred, parent, stamp, t0);
+    }
+    if (how == DC_HIT || how == DC_ABSENT) {
+        if (age_ms != NULL)
+            *age_ms = age;
+        if (how == DC_HIT && out != NULL)
+            *out = a;
+        return how == DC_HIT ? 0 : CM_E_NOENT;
+    }
+    rc = dfs_lookup(fs, cred, parent, name, &a);
+    if (rc == 0 || rc == CM_E_NOENT) {
+        pthread_mutex_lock(&fs->dc_mu);
+        dc_learn(fs->dc, parent, name, rc == 0 ? &a : NULL, stamp, t0);
+        pthread_mutex_unlock(&fs->dc_mu);
+    }
+    if (rc == 0 && out != NULL)
+        *out = a;
+    return rc;
+}
+
+void dfs_dir_cache_stats(struct dfs *fs, struct dfs_dir_cache_stats *out)
+{
+    struct dc_stats st = {0};
+
+    if (fs->dc != NULL) {
+        pthread_mutex_lock(&fs->dc_mu);
+        dc_get_stats(fs->dc, &st);
+        pthread_mutex_unlock(&fs->dc_mu);
+    }
+    *out = (struct dfs_dir_cache_stats){st.hits,    st.absent,    st.asked,
+                                        st.fetches, st.discarded, st.entries};
+}
+
 /* ---- operations ---- */
 
 int dfs_lookup(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh parent, const char *name,
@@ -451,6 +652,7 @@ static int mutate_attr(struct dfs *fs, const char *path, struct dfs_req *b,
 int dfs_mkdir(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh parent, const char *name,
               uint32_t mode, struct dfs_attr *out)
 {
+    struct dfs_attr a;
     struct dfs_req b;
     int rc;
 
@@ -460,12 +662,17 @@ int dfs_mkdir(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh parent,
     dreq_fh(&b, FSF_PARENT, FSF_PGEN, parent);
     dreq_str(&b, FSF_NAME, name);
     dreq_u64(&b, FSF_MODE, mode & 07777);
-    return mutate_attr(fs, FSP_MKDIR, &b, cred, out, NULL);
+    rc = mutate_attr(fs, FSP_MKDIR, &b, cred, &a, NULL);
+    dc_report_added(fs, rc, parent, name, &a, NULL);
+    if (rc == 0 && out != NULL)
+        *out = a;
+    return rc;
 }
 
 int dfs_create(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh parent, const char *name,
                uint32_t mode, unsigned flags, struct dfs_attr *out, bool *created)
 {
+    struct dfs_attr a;
     struct dfs_req b;
     cJSON *ans = NULL;
     uint64_t value = 0;
@@ -481,8 +688,12 @@ int dfs_create(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh parent
     dreq_u64(&b, FSF_MODE, mode & 07777);
     dreq_bool(&b, FSF_EXCL, (flags & DFS_CREATE_EXCL) != 0);
     dreq_bool(&b, FSF_TRUNC, (flags & DFS_CREATE_TRUNC) != 0);
-    if ((rc = mutate_attr(fs, FSP_CREATE, &b, cred, out, &ans)) != 0)
+    rc = mutate_attr(fs, FSP_CREATE, &b, cred, &a, &ans);
+    dc_report_added(fs, rc, parent, name, &a, NULL);
+    if (rc != 0)
         return rc;
+    if (out != NULL)
+        *out = a;
     if (cm_json_opt_u64(ans, FSF_VALUE, &value) != 0)
         rc = CM_E_PROTO;
     else if (created != NULL)
@@ -502,7 +713,9 @@ static int remove_name(struct dfs *fs, const char *path, const struct dfs_cred *
     dreq_init(&b);
     dreq_fh(&b, FSF_PARENT, FSF_PGEN, parent);
     dreq_str(&b, FSF_NAME, name);
-    return mutate_attr(fs, path, &b, cred, NULL, NULL);
+    rc = mutate_attr(fs, path, &b, cred, NULL, NULL);
+    dc_report_removed(fs, rc, parent, name);
+    return rc;
 }
 
 int dfs_unlink(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh parent, const char *name)
@@ -532,12 +745,15 @@ int dfs_rename(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh src_pa
     dreq_str(&b, FSF_DST_NAME, dst_name);
     dreq_bool(&b, FSF_NOREPLACE, (flags & DFS_RENAME_NOREPLACE) != 0);
     dreq_bool(&b, FSF_EXCHANGE, (flags & DFS_RENAME_EXCHANGE) != 0);
-    return mutate_attr(fs, FSP_RENAME, &b, cred, NULL, NULL);
+    rc = mutate_attr(fs, FSP_RENAME, &b, cred, NULL, NULL);
+    dc_report_renamed(fs, rc, src_parent, src_name, dst_parent, dst_name, flags);
+    return rc;
 }
 
 int dfs_link(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh fh, struct dfs_fh parent,
              const char *name, struct dfs_attr *out)
 {
+    struct dfs_attr a;
     struct dfs_req b;
     int rc;
 
@@ -547,12 +763,17 @@ int dfs_link(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh fh, stru
     dreq_fh(&b, FSF_INO, FSF_GEN, fh);
     dreq_fh(&b, FSF_PARENT, FSF_PGEN, parent);
     dreq_str(&b, FSF_NAME, name);
-    return mutate_attr(fs, FSP_LINK, &b, cred, out, NULL);
+    rc = mutate_attr(fs, FSP_LINK, &b, cred, &a, NULL);
+    dc_report_added(fs, rc, parent, name, &a, &fh);
+    if (rc == 0 && out != NULL)
+        *out = a;
+    return rc;
 }
 
 int dfs_symlink(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh parent, const char *name,
                 const char *target, struct dfs_attr *out)
 {
+    struct dfs_attr a;
     struct dfs_req b;
     int rc;
 
@@ -566,7 +787,11 @@ int dfs_symlink(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh paren
     dreq_fh(&b, FSF_PARENT, FSF_PGEN, parent);
     dreq_str(&b, FSF_NAME, name);
     dreq_str(&b, FSF_TARGET, target);
-    return mutate_attr(fs, FSP_SYMLINK, &b, cred, out, NULL);
+    rc = mutate_attr(fs, FSP_SYMLINK, &b, cred, &a, NULL);
+    dc_report_added(fs, rc, parent, name, &a, NULL);
+    if (rc == 0 && out != NULL)
+        *out = a;
+    return rc;
 }
 
 int dfs_readlink(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh fh, char **target)
@@ -595,6 +820,7 @@ int dfs_setattr(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh fh,
                 const struct dfs_setattr *sa, struct dfs_attr *out)
 {
     struct dfs_req b;
+    int rc;
 
     if (sa == NULL || (sa->valid & ~0xffu) != 0)
         return CM_E_INVAL;
@@ -616,7 +842,9 @@ int dfs_setattr(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh fh,
         dreq_bool(&b, FSF_MTIME_NOW, true);
     else if (sa->valid & DFS_SET_MTIME)
         dreq_i64(&b, FSF_MTIME_NS, sa->mtime_ns);
-    return mutate_attr(fs, FSP_SETATTR, &b, cred, out, NULL);
+    rc = mutate_attr(fs, FSP_SETATTR, &b, cred, out, NULL);
+    dfs__dc_changed(fs, fh.ino);
+    return rc;
 }
 
 void dfs_dirpage_clear(struct dfs_dirpage *page)

@@ -37,6 +37,7 @@ struct fz_options {
     double attr_timeout, entry_timeout;
     double negative_timeout; /* how long a name found absent is cached (not given: entry_timeout) */
     unsigned block_size, replication, op_timeout_s;
+    unsigned dir_cache; /* lookups answered from listings (libdfs's dfs_lookup_cached) */
 };
 
 #define FZ_GROUPS_MAX  32   /* supplementary groups sent with a caller's credential */

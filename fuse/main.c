@@ -30,6 +30,7 @@ static const struct fuse_opt opt_spec[] = {
     OPT("block_size=%u", block_size),
     OPT("replication=%u", replication),
     OPT("op_timeout=%u", op_timeout_s),
+    OPT("dir_cache=%u", dir_cache),
     FUSE_OPT_KEY("-h", KEY_HELP),
     FUSE_OPT_KEY("--help", KEY_HELP),
     FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -97,6 +98,9 @@ static void usage(const char *prog)
            "    -o replication=N         copies of each new block (default 3)\n"
            "    -o op_timeout=SECONDS    an operation fails after this long without a\n"
            "                             leader (default 60)\n"
+           "    -o dir_cache=0|1         lookups of many names in one directory are answered\n"
+           "                             from its listing, fetched at most the smallest of\n"
+           "                             the three timeouts ago (default 1)\n"
            "    -o log_level=LEVEL       debug, info, warn, error (default warn)\n"
            "Generic mount options (allow_other, ro, noatime, _netdev, ...) are accepted;\n"
            "default_permissions is always on: modes and owners are enforced.\n"
@@ -130,6 +134,7 @@ int main(int argc, char **argv)
     ps.o.attr_timeout = 1.0;
     ps.o.entry_timeout = 1.0;
     ps.o.negative_timeout = NAN; /* not given */
+    ps.o.dir_cache = 1;
     if (fuse_opt_parse(&args, &ps, opt_spec, parse_key) != 0)
         return 2;
     if (isnan(ps.o.negative_timeout))
@@ -183,6 +188,15 @@ int main(int argc, char **argv)
     dopt.block_size = z.opt.block_size;
     dopt.replication = z.opt.replication;
     dopt.op_timeout_ms = (long)z.opt.op_timeout_s * 1000;
+    if (z.opt.dir_cache) {
+        /* A listing is as old as the kernel may keep what it tells: the shortest timeout. */
+        double t = z.opt.entry_timeout;
+        if (z.opt.negative_timeout < t)
+            t = z.opt.negative_timeout;
+        if (z.opt.attr_timeout < t)
+            t = z.opt.attr_timeout;
+        dopt.dir_cache_ms = (long)((t < 60.0 ? t : 60.0) * 1000);
+    }
 
     /* Say so now, not at the first ls, when the cluster cannot be reached. */
     struct dfs_options popt = dopt;

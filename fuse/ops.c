@@ -279,25 +279,50 @@ void fz_flush_all(struct fz *z)
     pthread_mutex_unlock(&z->mu);
 }
 
+/* A timeout shortened by the age of the answer it is about. */
+static double less_age(double timeout, uint64_t age_ms)
+{
+    double t = timeout - (double)age_ms / 1000.0;
+
+    return t > 0 ? t : 0;
+}
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     struct fz *z = Z(req);
+    struct fuse_entry_param e;
     struct credbuf cb;
     struct dfs_fh p;
     struct dfs_attr a;
-    int rc = fh_of(z, parent, &p);
+    uint64_t age = 0;
+    int rc = fh_of(z, parent, &p), err;
 
+    /* Answered from the directory's listing when names in it are being looked up one after
+     * another (libdfs's directory cache; the kernel checked the search permission: it enforces
+     * modes itself, default_permissions), else by the masters. */
     if (rc == 0)
-        rc = dfs_lookup(z->fs, cred_of(req, &cb), p, name, &a);
+        rc = dfs_lookup_cached(z->fs, cred_of(req, &cb), p, name, &a, &age);
     if (rc == CM_E_NOENT && z->opt.negative_timeout > 0) {
         /* Absent: the kernel remembers that for negative_timeout (inode 0), so the lookup a
          * create, cp or a compiler's include search makes right after another is answered
          * without the masters. Changes through this mount replace the entry at once. */
-        struct fuse_entry_param e = {.ino = 0, .entry_timeout = z->opt.negative_timeout};
+        e = (struct fuse_entry_param){.ino = 0,
+                                      .entry_timeout = less_age(z->opt.negative_timeout, age)};
         fuse_reply_entry(req, &e);
         return;
     }
-    reply_entry(req, rc, &a);
+    if (rc != 0) {
+        fuse_reply_err(req, to_errno(rc));
+        return;
+    }
+    if ((err = entry_of(z, &a, &e)) != 0) {
+        fuse_reply_err(req, err);
+        return;
+    }
+    e.entry_timeout = less_age(e.entry_timeout, age);
+    e.attr_timeout = less_age(e.attr_timeout, age);
+    if (fuse_reply_entry(req, &e) != 0)
+        unref(z, a.ino, 1);
 }
 
 static void forget_one(struct fz *z, fuse_ino_t ino, uint64_t nlookup)

@@ -383,3 +383,101 @@ Test(client_meta, unreachable_masters_fail_clearly_within_the_timeout, .timeout 
     cr_assert_eq(dfs_open(NULL, NULL, &fs), CM_E_INVAL);
     cr_assert_eq(dfs_open("", NULL, &fs), CM_E_INVAL);
 }
+
+/* Polls dfs_lookup_cached of name until want (0 or CM_E_NOENT) comes back; every other answer
+ * must be younger than the cache's time. Returns how long it took (ms). */
+static uint64_t cached_until(struct dfs *fs, struct dfs_fh dir, const char *name, int want,
+                             uint64_t ttl_ms)
+{
+    uint64_t t0 = tc_now_ms(), age;
+    struct dfs_attr a;
+    int rc;
+    while ((rc = dfs_lookup_cached(fs, NULL, dir, name, &a, &age)) != want) {
+        cr_assert(rc == 0 || rc == CM_E_NOENT, "%s: %s", name, cm_errname(rc));
+        cr_assert_leq(age, ttl_ms, "%s: an answer %llu ms old", name, (unsigned long long)age);
+        cr_assert_lt(tc_now_ms() - t0, 10 * ttl_ms, "%s: never seen", name);
+    }
+    return tc_now_ms() - t0;
+}
+
+Test(client_meta, cached_lookups_see_own_changes_at_once_and_others_within_their_time,
+     .timeout = 120)
+{
+    struct tc_cluster *c = start(1);
+    struct dfs *other = open_cluster(c, 20000), *fs;
+    char masters[64], name[32];
+    struct dfs_attr d, a, f[40];
+    struct dfs_dir_cache_stats st;
+    uint64_t age;
+    const uint64_t ttl = 1000;
+
+    snprintf(masters, sizeof(masters), "127.0.0.1:%u", c->m[0].client_port);
+    struct dfs_options opt = {.op_timeout_ms = 20000, .dir_cache_ms = (long)ttl};
+    cr_assert_eq(dfs_open(masters, &opt, &fs), 0);
+    cr_assert_eq(dfs_mkdir(other, NULL, root, "d", 0755, &d), 0);
+    for (int i = 0; i < 40; i++) {
+        snprintf(name, sizeof(name), "f%d", i);
+        cr_assert_eq(dfs_create(other, NULL, fh_of(&d), name, 0644, 0, &f[i], NULL), 0);
+    }
+
+    /* A scan: after a few lookups one listing answers the rest. */
+    for (int i = 0; i < 40; i++) {
+        snprintf(name, sizeof(name), "f%d", i);
+        cr_assert_eq(dfs_lookup_cached(fs, NULL, fh_of(&d), name, &a, &age), 0);
+        cr_assert_eq(a.ino, f[i].ino);
+        cr_assert_eq(a.gen, f[i].gen);
+        cr_assert_leq(age, ttl);
+    }
+    cr_assert_eq(dfs_lookup_cached(fs, NULL, fh_of(&d), "absent", &a, &age), CM_E_NOENT);
+    dfs_dir_cache_stats(fs, &st);
+    cr_assert_eq(st.fetches, 1);
+    cr_assert_geq(st.hits, 40 - 4 + 1, "hits %llu", (unsigned long long)st.hits);
+    cr_assert_geq(st.absent, 1);
+
+    /* Changes made through this handle are seen at once, whatever the listing says. */
+    cr_assert_eq(dfs_create(fs, NULL, fh_of(&d), "new", 0600, DFS_CREATE_EXCL, &f[0], NULL), 0);
+    cr_assert_eq(dfs_lookup_cached(fs, NULL, fh_of(&d), "new", &a, &age), 0);
+    cr_assert_eq(a.ino, f[0].ino);
+    cr_assert_eq(dfs_unlink(fs, NULL, fh_of(&d), "f1"), 0);
+    cr_assert_eq(dfs_lookup_cached(fs, NULL, fh_of(&d), "f1", &a, &age), CM_E_NOENT);
+    cr_assert_eq(dfs_rename(fs, NULL, fh_of(&d), "f2", fh_of(&d), "g2", 0), 0);
+    cr_assert_eq(dfs_lookup_cached(fs, NULL, fh_of(&d), "f2", &a, &age), CM_E_NOENT);
+    cr_assert_eq(dfs_lookup_cached(fs, NULL, fh_of(&d), "g2", &a, &age), 0);
+    cr_assert_eq(a.ino, f[2].ino);
+    struct dfs_setattr sa = {.valid = DFS_SET_MODE | DFS_SET_SIZE, .mode = 0600, .size = 4096};
+    cr_assert_eq(dfs_setattr(fs, NULL, fh_of(&f[3]), &sa, NULL), 0);
+    cr_assert_eq(dfs_lookup_cached(fs, NULL, fh_of(&d), "f3", &a, &age), 0);
+    cr_assert_eq(a.mode & 07777, 0600);
+    cr_assert_eq(a.size, 4096);
+    cr_assert_eq(dfs_link(fs, NULL, fh_of(&f[4]), fh_of(&d), "h4", NULL), 0);
+    cr_assert_eq(dfs_lookup_cached(fs, NULL, fh_of(&d), "h4", &a, &age), 0);
+    cr_assert_eq(a.nlink, 2);
+    cr_assert_eq(dfs_lookup_cached(fs, NULL, fh_of(&d), "f4", &a, &age), 0);
+    cr_assert_eq(a.nlink, 2, "the other name's link count is asked for again");
+    cr_assert_eq(dfs_unlink(fs, NULL, fh_of(&d), "h4"), 0);
+    cr_assert_eq(dfs_lookup_cached(fs, NULL, fh_of(&d), "f4", &a, &age), 0);
+    cr_assert_eq(a.nlink, 1);
+    cr_assert_eq(dfs_mkdir(fs, NULL, fh_of(&d), "sub", 0700, NULL), 0);
+    cr_assert_eq(dfs_lookup_cached(fs, NULL, fh_of(&d), "sub", &a, &age), 0);
+    cr_assert(S_ISDIR(a.mode));
+    cr_assert_eq(dfs_rmdir(fs, NULL, fh_of(&d), "sub"), 0);
+    cr_assert_eq(dfs_lookup_cached(fs, NULL, fh_of(&d), "sub", &a, &age), CM_E_NOENT);
+    /* A failed change (the listing may have been wrong) is not trusted either. */
+    cr_assert_eq(dfs_create(other, NULL, fh_of(&d), "race", 0644, 0, NULL, NULL), 0);
+    cr_assert_eq(dfs_mkdir(fs, NULL, fh_of(&d), "race", 0700, NULL), CM_E_EXIST);
+    cr_assert_eq(dfs_lookup_cached(fs, NULL, fh_of(&d), "race", &a, &age), 0);
+
+    /* Another client's changes: seen within the cache's time, and never an answer older. */
+    cr_assert_eq(dfs_create(other, NULL, fh_of(&d), "theirs", 0644, 0, NULL, NULL), 0);
+    cr_assert_leq(cached_until(fs, fh_of(&d), "theirs", 0, ttl), ttl + 500);
+    cr_assert_eq(dfs_unlink(other, NULL, fh_of(&d), "f5"), 0);
+    cr_assert_leq(cached_until(fs, fh_of(&d), "f5", CM_E_NOENT, ttl), ttl + 500);
+
+    /* Off (dir_cache_ms 0), it is dfs_lookup. */
+    cr_assert_eq(dfs_lookup_cached(other, NULL, fh_of(&d), "f6", &a, &age), 0);
+    cr_assert_eq(age, 0);
+    dfs_dir_cache_stats(other, &st);
+    cr_assert_eq(st.fetches + st.hits + st.asked, 0);
+    dfs_close(fs);
+    finish(c, other);
+}

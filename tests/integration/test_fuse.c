@@ -172,6 +172,29 @@ Test(fuse, directory_attributes_follow_changes_here_and_elsewhere)
     finish(c);
 }
 
+/* Names looked up one after another in a directory are answered from its listing (the mount's
+ * directory cache), and what a mount changes is seen at once through it, also after the kernel
+ * forgot every name; another mount's changes arrive within the timeouts (fuse/dir_cache.sh). */
+Test(fuse, lookups_from_listings_see_own_changes_at_once)
+{
+    struct tc_cluster *c = start();
+    struct tc_mount a, b, m;
+    char ports[64];
+
+    snprintf(ports, sizeof(ports), "%u %u %u", c->m[0].http_port, c->m[1].http_port,
+             c->m[2].http_port);
+    tc_mount(c, &a, "a", NULL);
+    tc_mount(c, &b, "b", "entry_timeout=60,negative_timeout=60,attr_timeout=60");
+    tc_mount(c, &m, "c", "entry_timeout=5,negative_timeout=5,attr_timeout=5");
+    cr_assert_eq(tc_sh("A=%s B=%s C=%s PORTS=\"%s\" %s/fuse/dir_cache.sh", a.dir, b.dir, m.dir,
+                       ports, DFS_TEST_DIR),
+                 0, "dir_cache.sh failed (logs: %s, %s, %s)", a.log, b.log, m.log);
+    tc_umount(&a);
+    tc_umount(&b);
+    tc_umount(&m);
+    finish(c);
+}
+
 Test(fuse, cp_r_of_usr_include, .timeout = 1500)
 {
     struct tc_cluster *c = start();
