@@ -243,13 +243,15 @@ enum dc_answer dc_lookup(struct dircache *dc, struct dfs_fh dir, const char *nam
         return DC_ASK;
     }
     if (d->listed && !fresh(dc, d, now)) {
-        /* A listing that paid for itself is fetched again at the next lookup; one that did
-         * not (a big directory, a few names in it) is not fetched for a while. */
+        /* Just past its time, a listing that paid for itself is fetched again at once; one that
+         * did not (a big directory, a few names in it) is not fetched for a while. Long past
+         * it, this is a new start. */
         int paid = d->hits >= DC_SCAN_LOOKUPS && d->hits * PAID_RATIO >= d->n;
+        int just = now < d->ms + 2 * dc->ttl_ms;
         unlist(dc, d);
         d->window_ms = now;
-        d->lookups = paid ? DC_SCAN_LOOKUPS - 1 : 0;
-        if (!paid)
+        d->lookups = just && paid ? DC_SCAN_LOOKUPS - 1 : 0;
+        if (just && !paid)
             d->backoff_ms = now + BACKOFF_TTLS * dc->ttl_ms;
     }
     if (d->listed) {

@@ -113,6 +113,24 @@ Test(dircache, a_listing_that_answered_little_is_not_fetched_again_for_a_while)
     cr_assert_eq(look(dc, D, "f1", 10, NULL, NULL, NULL), DC_HIT); /* 1 of 64 */
     for (int i = 0; i < 3 * DC_SCAN_LOOKUPS; i++)
         cr_assert_eq(look(dc, D, "f1", 1000 + (uint64_t)i, NULL, NULL, NULL), DC_ASK);
+    /* After BACKOFF_TTLS it is fetched again. */
+    cr_assert_eq(until_fetch(dc, D, 12 * TTL) != 0, 1);
+    cr_assert_eq(install(dc, D, 0, 12 * TTL, 64, 12 * TTL), 0, "a stamp of another fetch");
+    dc_free(dc);
+}
+
+Test(dircache, a_scan_long_after_a_listing_expired_is_a_new_start)
+{
+    struct dircache *dc = dc_new(TTL, 100, 1000);
+    uint64_t stamp = until_fetch(dc, D, 0);
+
+    /* The listing answered little before it expired, but the next lookup comes much later
+     * (another program scanning): no back-off, the usual few lookups fetch it again. */
+    cr_assert_eq(install(dc, D, stamp, 0, 64, 0), 1);
+    cr_assert_eq(look(dc, D, "f1", 10, NULL, NULL, NULL), DC_HIT);
+    stamp = until_fetch(dc, D, 30 * TTL);
+    cr_assert_eq(install(dc, D, stamp, 30 * TTL, 64, 30 * TTL), 1);
+    cr_assert_eq(look(dc, D, "f5", 30 * TTL + 1, NULL, NULL, NULL), DC_HIT);
     dc_free(dc);
 }
 
