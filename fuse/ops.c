@@ -231,7 +231,17 @@ static void unref(struct fz *z, uint64_t ino, uint64_t count)
     pthread_mutex_unlock(&z->mu);
 }
 
-static void reply_entry(fuse_req_t req, int rc, struct dfs_attr *a)
+/* A timeout shortened by the age of the answer it is about. */
+static double less_age(double timeout, uint64_t age_ms)
+{
+    double t = timeout - (double)age_ms / 1000.0;
+
+    return t > 0 ? t : 0;
+}
+
+/* An entry answered age_ms ago (from a directory listing; 0: just now): the kernel keeps it
+ * only for what is left of its timeouts. */
+static void reply_entry_aged(fuse_req_t req, int rc, struct dfs_attr *a, uint64_t age_ms)
 {
     struct fz *z = Z(req);
     struct fuse_entry_param e;
@@ -245,8 +255,15 @@ static void reply_entry(fuse_req_t req, int rc, struct dfs_attr *a)
         fuse_reply_err(req, err);
         return;
     }
+    e.entry_timeout = less_age(e.entry_timeout, age_ms);
+    e.attr_timeout = less_age(e.attr_timeout, age_ms);
     if (fuse_reply_entry(req, &e) != 0)
         unref(z, a->ino, 1);
+}
+
+static void reply_entry(fuse_req_t req, int rc, struct dfs_attr *a)
+{
+    reply_entry_aged(req, rc, a, 0);
 }
 
 /* ---- operations ---- */
@@ -279,14 +296,6 @@ void fz_flush_all(struct fz *z)
     pthread_mutex_unlock(&z->mu);
 }
 
-/* A timeout shortened by the age of the answer it is about. */
-static double less_age(double timeout, uint64_t age_ms)
-{
-    double t = timeout - (double)age_ms / 1000.0;
-
-    return t > 0 ? t : 0;
-}
-
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     struct fz *z = Z(req);
@@ -295,7 +304,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     struct dfs_fh p;
     struct dfs_attr a;
     uint64_t age = 0;
-    int rc = fh_of(z, parent, &p), err;
+    int rc = fh_of(z, parent, &p);
 
     /* Answered from the directory's listing when names in it are being looked up one after
      * another (libdfs's directory cache; the kernel checked the search permission: it enforces
@@ -311,18 +320,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         fuse_reply_entry(req, &e);
         return;
     }
-    if (rc != 0) {
-        fuse_reply_err(req, to_errno(rc));
-        return;
-    }
-    if ((err = entry_of(z, &a, &e)) != 0) {
-        fuse_reply_err(req, err);
-        return;
-    }
-    e.entry_timeout = less_age(e.entry_timeout, age);
-    e.attr_timeout = less_age(e.attr_timeout, age);
-    if (fuse_reply_entry(req, &e) != 0)
-        unref(z, a.ino, 1);
+    reply_entry_aged(req, rc, &a, age);
 }
 
 static void forget_one(struct fz *z, fuse_ino_t ino, uint64_t nlookup)
