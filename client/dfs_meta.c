@@ -392,14 +392,15 @@ void dfs__dc_changed(struct dfs *fs, uint64_t ino)
 
     if (fs->dc == NULL)
         return;
-    now = mono_ms();
     pthread_mutex_lock(&fs->dc_mu);
+    now = mono_ms(); /* under the lock: times and stamps go up together */
     dc_changed(fs->dc, ino, now);
     pthread_mutex_unlock(&fs->dc_mu);
 }
 
-/* name was created in dir (or linked there: then linked is the inode, whose other names have one
- * link more). A failure may mean the listing was wrong (EEXIST): it goes. */
+/* name was created in dir, or linked there (linked: the inode); a (the answer) is its inode, whose
+ * other names, if any, have old attributes now. A failure may mean the listing was wrong
+ * (EEXIST): it goes. */
 static void dc_report_added(struct dfs *fs, int rc, struct dfs_fh dir, const char *name,
                             const struct dfs_attr *a, const struct dfs_fh *linked)
 {
@@ -407,14 +408,17 @@ static void dc_report_added(struct dfs *fs, int rc, struct dfs_fh dir, const cha
 
     if (fs->dc == NULL)
         return;
-    now = mono_ms();
     pthread_mutex_lock(&fs->dc_mu);
-    if (linked != NULL)
-        dc_changed(fs->dc, linked->ino, now);
-    if (rc == 0)
+    now = mono_ms(); /* under the lock: times and stamps go up together */
+    if (rc == 0) {
+        /* A truncated existing file or a new link: its other names' attributes are old. */
+        dc_changed(fs->dc, a->ino, now);
         dc_added(fs->dc, dir, name, a, now);
-    else
+    } else {
+        if (linked != NULL)
+            dc_changed(fs->dc, linked->ino, now);
         dc_drop(fs->dc, dir, now);
+    }
     dc_changed(fs->dc, dir.ino, now); /* its mtime, ctime, links */
     pthread_mutex_unlock(&fs->dc_mu);
 }
@@ -425,8 +429,8 @@ static void dc_report_removed(struct dfs *fs, int rc, struct dfs_fh dir, const c
 
     if (fs->dc == NULL)
         return;
-    now = mono_ms();
     pthread_mutex_lock(&fs->dc_mu);
+    now = mono_ms(); /* under the lock: times and stamps go up together */
     if (rc == 0)
         dc_removed(fs->dc, dir, name, now);
     else
@@ -442,8 +446,8 @@ static void dc_report_renamed(struct dfs *fs, int rc, struct dfs_fh sdir, const 
 
     if (fs->dc == NULL)
         return;
-    now = mono_ms();
     pthread_mutex_lock(&fs->dc_mu);
+    now = mono_ms(); /* under the lock: times and stamps go up together */
     if (rc == 0) {
         dc_renamed(fs->dc, sdir, sname, ddir, dname, (flags & DFS_RENAME_EXCHANGE) != 0, now);
     } else {
@@ -521,8 +525,8 @@ int dfs_lookup_cached(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh
         strcmp(name, "..") == 0)
         return dfs_lookup(fs, cred, parent, name, out);
     for (int pass = 0; pass < 2; pass++) {
-        t0 = mono_ms();
         pthread_mutex_lock(&fs->dc_mu);
+        t0 = mono_ms();
         how = dc_lookup(fs->dc, parent, name, t0, pass == 0, &a, &age, &stamp);
         pthread_mutex_unlock(&fs->dc_mu);
         if (how != DC_FETCH)

@@ -2,6 +2,7 @@
  * after its fetch started; per changed inode the stamp of its last change. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <uthash.h>
 
 #include "client/dircache.h"
@@ -59,7 +60,11 @@ struct dircache {
     uint64_t ttl_ms;
     size_t max_dir, max_total;
     uint64_t stamp; /* the last one given */
-    size_t total;   /* entries in all listings */
+    /* Stamp of the last unlink or rename through this client: the inode it removed or replaced
+     * may have other names, cached with one link too many, so files with several links cached
+     * before it are asked for again. */
+    uint64_t links;
+    size_t total; /* entries in all listings */
     struct dc_dir *dirs;
     size_t dirs_prune_at;
     struct dc_changed *changed;
@@ -259,14 +264,15 @@ enum dc_answer dc_lookup(struct dircache *dc, struct dfs_fh dir, const char *nam
             dc->st.hits++;
             dc->st.absent++;
             d->hits++;
-            *age_ms = now - d->ms;
+            *age_ms = now > d->ms ? now - d->ms : 0;
             return DC_ABSENT;
         }
-        if (!e->unknown && !changed_since(dc, e->attr.ino, e->stamp)) {
+        if (!e->unknown && !changed_since(dc, e->attr.ino, e->stamp) &&
+            (S_ISDIR(e->attr.mode) || e->attr.nlink <= 1 || e->stamp > dc->links)) {
             dc->st.hits++;
             d->hits++;
             *out = e->attr;
-            *age_ms = now - e->ms;
+            *age_ms = now > e->ms ? now - e->ms : 0;
             return DC_HIT;
         }
         dc->st.asked++;
@@ -453,22 +459,28 @@ void dc_added(struct dircache *dc, struct dfs_fh dir, const char *name, const st
 void dc_removed(struct dircache *dc, struct dfs_fh dir, const char *name, uint64_t now)
 {
     change(dc, dir_of(dc, dir, 0, now), OP_REMOVE, name, NULL, now);
+    dc->links = ++dc->stamp;
 }
 
 void dc_renamed(struct dircache *dc, struct dfs_fh sdir, const char *sname, struct dfs_fh ddir,
                 const char *dname, int exchange, uint64_t now)
 {
-    struct dc_dir *s = dir_of(dc, sdir, 0, now), *t;
-    struct dc_entry *e;
+    struct dc_dir *s = dir_of(dc, sdir, 0, now), *t = dir_of(dc, ddir, 0, now);
+    struct dc_entry *se = s != NULL && s->listed ? entry_of(s, sname) : NULL;
+    struct dc_entry *te = t != NULL && t->listed ? entry_of(t, dname) : NULL;
+    /* The source name is gone only if the destination was known to be another inode or
+     * absent: a rename onto another name of the same inode changes nothing. */
+    int gone = !exchange && se != NULL && !se->unknown && t != NULL && t->listed &&
+               (te == NULL || (!te->unknown && te->attr.ino != se->attr.ino));
 
     /* The moved inode's ctime changed, and so did a replaced one's links. */
-    if (s != NULL && s->listed && (e = entry_of(s, sname)) != NULL && !e->unknown)
-        dc_changed(dc, e->attr.ino, now);
-    change(dc, s, exchange ? OP_UNKNOWN : OP_REMOVE, sname, NULL, now);
-    t = dir_of(dc, ddir, 0, now);
-    if (t != NULL && t->listed && (e = entry_of(t, dname)) != NULL && !e->unknown)
-        dc_changed(dc, e->attr.ino, now);
+    if (se != NULL && !se->unknown)
+        dc_changed(dc, se->attr.ino, now);
+    if (te != NULL && !te->unknown)
+        dc_changed(dc, te->attr.ino, now);
+    change(dc, s, gone ? OP_REMOVE : OP_UNKNOWN, sname, NULL, now);
     change(dc, t, OP_UNKNOWN, dname, NULL, now);
+    dc->links = ++dc->stamp;
 }
 
 void dc_drop(struct dircache *dc, struct dfs_fh dir, uint64_t now)

@@ -7,6 +7,7 @@
 #  2. Through B: renames, appends, chmods, hard links and unlinks, each checked at once and again
 #     after the kernel forgot every name (echo 2 > drop_caches): the lookups then come from the
 #     listing, which must show B's own changes.
+#     A file with a second name elsewhere shows one link once the other name is removed.
 #  3. Changes through A reach C within C's timeouts.
 set -eu
 : "${A:?}" "${B:?}" "${C:?}" "${PORTS:?}"
@@ -114,6 +115,17 @@ for i in range(1, 31):
     got = (st.st_size, st.st_mode & 0o777, st.st_nlink)
     assert got == want, ("k%d after the kernel forgot" % i, got, want)
 PY
+
+# A second name in the listed directory for a file elsewhere; removing the other name (in a
+# directory with no listing) leaves one link, also when the kernel forgot the name.
+mkdir "$B/e"
+echo x >"$B/e/x"
+ln "$B/e/x" "$B/d/xl"
+[ "$(stat -c %h "$B/d/xl")" = 2 ]
+rm "$B/e/x"
+sync
+echo 2 >/proc/sys/vm/drop_caches
+[ "$(stat -c %h "$B/d/xl")" = 1 ] || { echo "dir_cache.sh: d/xl keeps 2 links"; exit 1; }
 
 # Through A, seen through C within its 5 s (10 s: the kernel's time plus the listing's), C having
 # listed the directory first.

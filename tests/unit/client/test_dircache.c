@@ -266,7 +266,9 @@ Test(dircache, changes_made_while_a_listing_is_fetched_are_applied_to_it)
     cr_assert_eq(look(dc, D, "made", 3, &got, NULL, NULL), DC_HIT);
     cr_assert_eq(got.ino, 500);
     cr_assert_eq(look(dc, D, "f0", 3, NULL, NULL, NULL), DC_ABSENT);
-    cr_assert_eq(look(dc, D, "f1", 3, NULL, NULL, NULL), DC_ABSENT);
+    /* Renamed while no listing said what f7 was (it may have been another name of f1's
+     * inode): both names are asked for. */
+    cr_assert_eq(look(dc, D, "f1", 3, NULL, NULL, NULL), DC_ASK);
     cr_assert_eq(look(dc, D, "f7", 3, NULL, NULL, NULL), DC_ASK);
     cr_assert_eq(look(dc, D, "f2", 3, NULL, NULL, NULL), DC_HIT);
 
@@ -318,4 +320,55 @@ Test(dircache, many_directories_and_changes_stay_bounded)
     cr_assert_lt(st.dirs, 10000, "%zu directories remembered", (size_t)st.dirs);
     cr_assert_lt(st.changed, 10000, "%zu changed inodes remembered", (size_t)st.changed);
     dc_free(dc); /* under the sanitizer build: nothing leaks */
+}
+
+/* A file with two names, in two directories: removing or replacing one name through this
+ * client, even where no listing is cached, makes the other name's link count be asked for. */
+Test(dircache, another_name_of_a_removed_or_replaced_file_is_asked_for)
+{
+    struct dircache *dc = dc_new(TTL, 100, 1000);
+    struct dfs_attr two = attr(300, 5), got;
+    struct dfs_dirent e[2] = {{.name = "link", .attr = two},
+                              {.name = "single", .attr = attr(301, 1)}};
+    uint64_t stamp;
+
+    two.nlink = 2;
+    e[0].attr = two;
+    stamp = until_fetch(dc, D2, 0);
+    cr_assert_eq(dc_install(dc, D2, stamp, 0, e, 2, 0), 1);
+    cr_assert_eq(look(dc, D2, "link", 1, NULL, NULL, NULL), DC_HIT);
+    dc_removed(dc, D, "the-other-name", 2); /* D has no listing: the inode is not known */
+    cr_assert_eq(look(dc, D2, "link", 3, NULL, NULL, &stamp), DC_ASK);
+    cr_assert_eq(look(dc, D2, "single", 3, NULL, NULL, NULL), DC_HIT, "one link: unaffected");
+    got = attr(300, 5); /* the masters: one link now */
+    dc_learn(dc, D2, "link", &got, stamp, 3);
+    cr_assert_eq(look(dc, D2, "link", 4, &got, NULL, NULL), DC_HIT);
+    cr_assert_eq(got.nlink, 1);
+    /* A rename over a name elsewhere does the same. */
+    got.nlink = 2;
+    cr_assert_eq(look(dc, D2, "link", 5, NULL, NULL, &stamp), DC_HIT);
+    dc_learn(dc, D2, "link", &got, stamp, 5);
+    dc_renamed(dc, D, "x", D, "y", 0, 6);
+    cr_assert_eq(look(dc, D2, "link", 7, NULL, NULL, NULL), DC_ASK);
+    dc_free(dc);
+}
+
+/* rename(a, b) where a and b are names of one inode changes nothing (the masters do nothing):
+ * a is not taken for absent. */
+Test(dircache, a_rename_onto_another_name_of_the_same_inode_keeps_the_source)
+{
+    struct dircache *dc = dc_new(TTL, 100, 1000);
+    struct dfs_attr one = attr(400, 1);
+    struct dfs_dirent e[3] = {{.name = "a", .attr = one},
+                              {.name = "b", .attr = one},
+                              {.name = "c", .attr = attr(401, 1)}};
+    uint64_t stamp = until_fetch(dc, D, 0);
+
+    cr_assert_eq(dc_install(dc, D, stamp, 0, e, 3, 0), 1);
+    dc_renamed(dc, D, "a", D, "b", 0, 1);
+    cr_assert_eq(look(dc, D, "a", 2, NULL, NULL, NULL), DC_ASK);
+    /* Onto an absent name the source is gone at once. */
+    dc_renamed(dc, D, "c", D, "d", 0, 3);
+    cr_assert_eq(look(dc, D, "c", 4, NULL, NULL, NULL), DC_ABSENT);
+    dc_free(dc);
 }
