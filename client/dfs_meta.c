@@ -386,14 +386,23 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* Takes the directory cache's lock, false when the cache is off. *now is read under it, so that
+ * times and stamps go up together. */
+static bool dc_enter(struct dfs *fs, uint64_t *now)
+{
+    if (fs->dc == NULL)
+        return false;
+    pthread_mutex_lock(&fs->dc_mu);
+    *now = mono_ms();
+    return true;
+}
+
 void dfs__dc_changed(struct dfs *fs, uint64_t ino)
 {
     uint64_t now;
 
-    if (fs->dc == NULL)
+    if (!dc_enter(fs, &now))
         return;
-    pthread_mutex_lock(&fs->dc_mu);
-    now = mono_ms(); /* under the lock: times and stamps go up together */
     dc_changed(fs->dc, ino, now);
     pthread_mutex_unlock(&fs->dc_mu);
 }
@@ -406,10 +415,8 @@ static void dc_report_added(struct dfs *fs, int rc, struct dfs_fh dir, const cha
 {
     uint64_t now;
 
-    if (fs->dc == NULL)
+    if (!dc_enter(fs, &now))
         return;
-    pthread_mutex_lock(&fs->dc_mu);
-    now = mono_ms(); /* under the lock: times and stamps go up together */
     if (rc == 0) {
         /* A truncated existing file or a new link: its other names' attributes are old. */
         dc_changed(fs->dc, a->ino, now);
@@ -427,10 +434,8 @@ static void dc_report_removed(struct dfs *fs, int rc, struct dfs_fh dir, const c
 {
     uint64_t now;
 
-    if (fs->dc == NULL)
+    if (!dc_enter(fs, &now))
         return;
-    pthread_mutex_lock(&fs->dc_mu);
-    now = mono_ms(); /* under the lock: times and stamps go up together */
     if (rc == 0)
         dc_removed(fs->dc, dir, name, now);
     else
@@ -444,10 +449,8 @@ static void dc_report_renamed(struct dfs *fs, int rc, struct dfs_fh sdir, const 
 {
     uint64_t now;
 
-    if (fs->dc == NULL)
+    if (!dc_enter(fs, &now))
         return;
-    pthread_mutex_lock(&fs->dc_mu);
-    now = mono_ms(); /* under the lock: times and stamps go up together */
     if (rc == 0) {
         dc_renamed(fs->dc, sdir, sname, ddir, dname, (flags & DFS_RENAME_EXCHANGE) != 0, now);
     } else {
