@@ -15,6 +15,7 @@ for group in "${@:-build}"; do
             build-essential cmake pkg-config
             libfuse3-dev fuse3
             libc-ares-dev libleveldb-dev libcjson-dev libcurl4-openssl-dev libmicrohttpd-dev
+            libjemalloc-dev
             uthash-dev libcriterion-dev
             curl wrk rsync git python3
             iproute2 nftables
