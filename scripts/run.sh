@@ -122,30 +122,40 @@ alive_chunkservers() {
 }
 
 # Process bookkeeping: $PIDS/<name>.pid holds the pid; a pid counts only while that process
-# still runs the program we started (a recycled pid is not ours).
+# still runs with this run's directory in its arguments (a recycled pid is not ours). Not by the
+# program's path: a cluster started with another DFS_BIN is still this state's cluster to stop.
 pid_of() {
     local f=$PIDS/$1.pid pid
     [ -f "$f" ] || return 1
     pid=$(cat "$f" 2>/dev/null) || return 1
     [[ $pid =~ ^[0-9]+$ ]] || return 1
     kill -0 "$pid" 2>/dev/null || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$2" || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$(args_of "$1") " || return 1
     echo "$pid"
 }
 
-# The processes a run starts, in start order, as "name program-path-to-recognize-it".
+# args_of NAME: arguments that only this run's process NAME has, as they appear in its
+# command line.
+args_of() {
+    case $1 in
+    m* | cs*) echo "--storage-dir $STATE/$1" ;;
+    dfs) echo "$MNT -f" ;;
+    esac
+}
+
+# The processes a run starts, in start order.
 procs() {
     local i
-    for ((i = 1; i <= NM; i++)); do echo "m$i $MASTER_BIN"; done
-    for ((i = 1; i <= NCS; i++)); do echo "cs$i $CS_BIN"; done
-    echo "dfs $FUSE_BIN"
+    for ((i = 1; i <= NM; i++)); do echo "m$i"; done
+    for ((i = 1; i <= NCS; i++)); do echo "cs$i"; done
+    echo dfs
 }
 
 # running: "name pid" of every process of ours that is alive.
 running() {
-    local name prog pid
-    while read -r name prog; do
-        if pid=$(pid_of "$name" "$prog"); then echo "$name $pid"; fi
+    local name pid
+    while read -r name; do
+        if pid=$(pid_of "$name"); then echo "$name $pid"; fi
     done < <(procs)
 }
 
@@ -338,11 +348,11 @@ cmd_run() {
     say "started $NM masters and $NCS chunkservers; data in $STATE, logs in $LOGS"
 
     # Wait for a leader, then for every chunkserver to be registered with it.
-    local deadline=$((SECONDS + START_TIMEOUT)) leader="" alive=0 name prog
+    local deadline=$((SECONDS + START_TIMEOUT)) leader="" alive=0 name
     while :; do
-        while read -r name prog; do
+        while read -r name; do
             [ "$name" = dfs ] && continue
-            if ! pid_of "$name" "$prog" >/dev/null; then
+            if ! pid_of "$name" >/dev/null; then
                 log_tail "$name"
                 die "$name exited during start-up (log: $LOGS/$name.log)"
             fi
@@ -368,7 +378,7 @@ cmd_run() {
         start dfs "$FUSE_BIN" "$MASTERS" "$MNT" -f
         deadline=$((SECONDS + MOUNT_TIMEOUT))
         until is_mounted; do
-            if ! pid_of dfs "$FUSE_BIN" >/dev/null; then
+            if ! pid_of dfs >/dev/null; then
                 log_tail dfs
                 die "the FUSE daemon exited before mounting $MNT"
             fi
@@ -398,14 +408,21 @@ cmd_run() {
     echo "Ctrl-C stops the cluster (the data stays in $STATE; 'make run' resumes it)."
     echo "If this terminal goes away, 'make stop' stops what it left."
 
-    # Stay in the foreground; report a process that dies (the rest keeps running).
+    # Stay in the foreground; report a process that dies (the rest keeps running). When every
+    # one is gone (`make stop` from another terminal), end too.
     local -A reported=()
     while :; do
         sleep 2 &
         wait $! || true
-        while read -r name prog; do
+        if [ -z "$(running)" ] && ! is_mounted; then
+            say "every process has exited (a 'make stop' elsewhere, or see $LOGS); the data stays in $STATE"
+            rm -f "$PIDS"/*.pid
+            trap - INT TERM EXIT
+            exit 0
+        fi
+        while read -r name; do
             [ "$name" = dfs ] && [ "$NO_MOUNT" = 1 ] && continue
-            if [ -z "${reported[$name]:-}" ] && ! pid_of "$name" "$prog" >/dev/null; then
+            if [ -z "${reported[$name]:-}" ] && ! pid_of "$name" >/dev/null; then
                 reported[$name]=1
                 say "warning: $name has exited (log: $LOGS/$name.log)"
             fi

@@ -3,7 +3,7 @@
  * answers), permissions as another user, close-to-open consistency between two mounts, cp -r of
  * /usr/include and rm -rf of it and of directories of many sizes, a cp -r of 2,000 files that
  * survives kill -9 of the leader, mount -t fuse.dfs as mount(8) and fstab run it, clear errors for
- * an unreachable cluster, and clean unmounts. */
+ * an unreachable cluster, clean unmounts, and `make stop` of a `make run` from another build. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <signal.h>
@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cluster.h"
+#include "test_ports.h"
 
 #define T_LEADER_MS 10000
 #define CS_ARGS     "--block-size 1M --heartbeat-ms 300"
@@ -285,6 +286,32 @@ Test(fuse, mount_t_fuse_and_umount)
         usleep(20000);
     }
     finish(c);
+}
+
+/* `make run` and `make stop` in two terminals (scripts/run.sh, fuse/run_stop.sh): `stop` with
+ * another DFS_BIN stops the cluster of the state directory, unmounts it, and the foreground run
+ * ends by itself. */
+Test(fuse, make_stop_stops_a_run_from_another_build, .timeout = 600)
+{
+    char tmpl[] = "/tmp/dfs-run-stop-XXXXXX", bin[256], ports[128];
+    char *t = mkdtemp(tmpl), *cut;
+    size_t n = 0;
+
+    cr_assert_not_null(t);
+    /* The build the tests run in: DFS_MASTER_BIN is <build>/master/dfs-master. */
+    snprintf(bin, sizeof(bin), "%s", DFS_MASTER_BIN);
+    for (int k = 0; k < 2 && (cut = strrchr(bin, '/')) != NULL; k++)
+        *cut = '\0';
+    for (int k = 0; k < 9; k++)
+        n += (size_t)snprintf(ports + n, sizeof(ports) - n, "%s%u", k ? " " : "", free_port());
+    int rc = tc_sh("SRC=%s BIN=%s T=%s PORTS=\"%s\" %s/fuse/run_stop.sh", DFS_SOURCE_DIR, bin, t,
+                   ports, DFS_TEST_DIR);
+    /* Left-overs of a failed run; "[/]" keeps pkill from matching this shell's own command. */
+    tc_sh("DFS_STATE=%s/state DFS_MNT=%s/mnt %s/scripts/run.sh stop >/dev/null 2>&1; "
+          "pkill -KILL -f -- \"--storage-dir [/]%s/state/\"; fusermount3 -uz %s/mnt 2>/dev/null; "
+          "rm -rf %s; true",
+          t, t, DFS_SOURCE_DIR, t + 1, t, t);
+    cr_assert_eq(rc, 0, "run_stop.sh failed");
 }
 
 Test(fuse, unreachable_cluster_and_bad_mountpoint_are_clear_errors)
