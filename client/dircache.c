@@ -45,6 +45,9 @@ struct dc_dir {
     unsigned lookups;    /* how many */
     uint64_t hits;       /* lookups the listing answered */
     uint64_t backoff_ms; /* no fetch before */
+    /* After a listing that did not pay: lookups within one ttl that end the back-off early (a
+     * listing would answer as many: it would pay); 0 for a back-off after a failed fetch. */
+    size_t pays_at;
     struct dc_entry *entries;
     size_t n;
     UT_hash_handle hh;
@@ -253,11 +256,14 @@ enum dc_answer dc_lookup(struct dircache *dc, struct dfs_fh dir, const char *nam
          * it, this is a new start. */
         int paid = d->hits >= DC_SCAN_LOOKUPS && d->hits * PAID_RATIO >= d->n;
         int just = now < d->ms + 2 * dc->ttl_ms;
+        size_t pays_at = d->n / PAID_RATIO;
         unlist(dc, d);
         d->window_ms = now;
         d->lookups = just && paid ? DC_SCAN_LOOKUPS - 1 : 0;
-        if (just && !paid)
+        if (just && !paid) {
             d->backoff_ms = now + BACKOFF_TTLS * dc->ttl_ms;
+            d->pays_at = pays_at > DC_SCAN_LOOKUPS ? pays_at : DC_SCAN_LOOKUPS;
+        }
     }
     if (d->listed) {
         if ((e = entry_of(d, name)) == NULL) {
@@ -283,6 +289,10 @@ enum dc_answer dc_lookup(struct dircache *dc, struct dfs_fh dir, const char *nam
         d->lookups = 0;
     }
     d->lookups++;
+    /* A scan started in a directory backed off for a listing that did not pay: as many lookups
+     * within one ttl as a listing must answer to pay end the back-off. */
+    if (now < d->backoff_ms && d->pays_at > 0 && d->lookups >= d->pays_at)
+        d->backoff_ms = now;
     if (fetch && d->lookups >= DC_SCAN_LOOKUPS && !d->fetching && now >= d->backoff_ms) {
         d->fetching = 1;
         d->stamp = *stamp;
@@ -315,6 +325,7 @@ void dc_fetch_failed(struct dircache *dc, struct dfs_fh dir, uint64_t now)
         return;
     d->fetching = 0;
     d->backoff_ms = now + BACKOFF_TTLS * dc->ttl_ms;
+    d->pays_at = 0;
     ops_clear(d);
 }
 
@@ -329,8 +340,10 @@ int dc_install(struct dircache *dc, struct dfs_fh dir, uint64_t stamp, uint64_t 
     d->fetching = 0;
     dc->st.fetches++;
     if (d->spoiled || n > dc->max_dir || !make_room(dc, n, now)) {
-        if (!d->spoiled)
+        if (!d->spoiled) {
             d->backoff_ms = now + BACKOFF_TTLS * dc->ttl_ms;
+            d->pays_at = 0;
+        }
         goto out;
     }
     unlist(dc, d);

@@ -47,9 +47,9 @@ static uint64_t until_fetch(struct dircache *dc, struct dfs_fh dir, uint64_t now
 static int install(struct dircache *dc, struct dfs_fh dir, uint64_t stamp, uint64_t started,
                    size_t n, uint64_t now)
 {
-    struct dfs_dirent e[64];
-    char names[64][24];
-    cr_assert(n <= 64);
+    static struct dfs_dirent e[2048];
+    static char names[2048][24];
+    cr_assert(n <= 2048);
     for (size_t i = 0; i < n; i++) {
         snprintf(names[i], sizeof(names[i]), "f%zu", i);
         e[i] = (struct dfs_dirent){.name = names[i], .attr = attr(100 + i, i)};
@@ -106,16 +106,42 @@ Test(dircache, a_listing_expires_after_ttl_and_a_used_one_is_fetched_again_at_on
 
 Test(dircache, a_listing_that_answered_little_is_not_fetched_again_for_a_while)
 {
-    struct dircache *dc = dc_new(TTL, 100, 1000);
+    struct dircache *dc = dc_new(TTL, 2048, 4096);
     uint64_t stamp = until_fetch(dc, D, 0);
 
-    cr_assert_eq(install(dc, D, stamp, 0, 64, 0), 1);
-    cr_assert_eq(look(dc, D, "f1", 10, NULL, NULL, NULL), DC_HIT); /* 1 of 64 */
-    for (int i = 0; i < 3 * DC_SCAN_LOOKUPS; i++)
-        cr_assert_eq(look(dc, D, "f1", 1000 + (uint64_t)i, NULL, NULL, NULL), DC_ASK);
+    cr_assert_eq(install(dc, D, stamp, 0, 2048, 0), 1);
+    cr_assert_eq(look(dc, D, "f1", 10, NULL, NULL, NULL), DC_HIT); /* 1 of 2048 */
+    /* Fewer lookups per ttl than a listing of 2048 must answer to pay (2048 / 64 = 32). */
+    for (uint64_t t = 1000; t < 11 * TTL; t += TTL)
+        for (int i = 0; i < 31; i++)
+            cr_assert_eq(look(dc, D, "f1", t + (uint64_t)i, NULL, NULL, NULL), DC_ASK);
     /* After BACKOFF_TTLS it is fetched again. */
     cr_assert_eq(until_fetch(dc, D, 12 * TTL) != 0, 1);
     cr_assert_eq(install(dc, D, 0, 12 * TTL, 64, 12 * TTL), 0, "a stamp of another fetch");
+    dc_free(dc);
+}
+
+Test(dircache, a_scan_in_a_backed_off_directory_fetches_as_soon_as_a_listing_would_pay)
+{
+    struct dircache *dc = dc_new(TTL, 2048, 4096);
+    uint64_t stamp = until_fetch(dc, D, 0), st;
+
+    /* A listing of 2048 that answered one name (files being created, say), then a stat of
+     * every file: the 32nd lookup within one ttl fetches, not the back-off's end. */
+    cr_assert_eq(install(dc, D, stamp, 0, 2048, 0), 1);
+    cr_assert_eq(look(dc, D, "f1", 10, NULL, NULL, NULL), DC_HIT);
+    for (int i = 0; i < 31; i++)
+        cr_assert_eq(look(dc, D, "f1", 1000 + (uint64_t)i, NULL, NULL, NULL), DC_ASK);
+    cr_assert_eq(look(dc, D, "f1", 1031, NULL, NULL, &st), DC_FETCH);
+    cr_assert_eq(install(dc, D, st, 1031, 2048, 1040), 1);
+    cr_assert_eq(look(dc, D, "f7", 1050, NULL, NULL, NULL), DC_HIT);
+    /* A failed fetch backs off by time only, however many lookups come. */
+    for (int i = 0; i < 2000; i++)
+        look(dc, D, "f1", 1060 + (uint64_t)i % 900, NULL, NULL, NULL); /* answered: paid */
+    cr_assert_eq(look(dc, D, "f1", 2031, NULL, NULL, &st), DC_FETCH);
+    dc_fetch_failed(dc, D, 2040);
+    for (int i = 0; i < 100; i++)
+        cr_assert_eq(look(dc, D, "f1", 2100 + (uint64_t)i, NULL, NULL, NULL), DC_ASK);
     dc_free(dc);
 }
 
