@@ -242,6 +242,31 @@ static uint64_t term_of(struct tc_cluster *c, int i)
     return term;
 }
 
+/* `dfsctl fsck [-b] path` answered by a leader that counted `live` chunkservers alive before and
+ * after it and stayed leader meanwhile: a leader elected during the test (a loaded machine) knows
+ * only the heartbeats sent to it, and fsck shows the chunkservers it has not heard from yet as
+ * dead. Returns fsck's exit code; *out and *err filled. */
+static int fsck_settled(struct env *e, bool blocks, const char *path, int live, char **out,
+                        char **err)
+{
+    uint64_t t0 = tc_now_ms();
+    for (;;) {
+        int leader = tc_wait_leader(e->c, T_LEADER);
+        cr_assert_geq(leader, 0);
+        if (live_chunkservers(e->c, leader) == live) {
+            uint64_t term = term_of(e->c, leader);
+            int rc = blocks ? CTL(e, out, err, "fsck", "-b", path) : CTL(e, out, err, "fsck", path);
+            if (tc_wait_leader(e->c, T_LEADER) == leader && term_of(e->c, leader) == term &&
+                live_chunkservers(e->c, leader) == live)
+                return rc;
+            free(*out);
+            free(*err);
+        }
+        cr_assert_lt(tc_now_ms() - t0, T_CS, "the leader does not see %d chunkservers live", live);
+        usleep(20000);
+    }
+}
+
 /* 3 masters (master_args may be NULL) and ncs chunkservers taking blocks of up to bs, all
  * registered at the leader. */
 static struct env *start_with(int ncs, const char *bs, const char *master_args)
@@ -341,9 +366,10 @@ Test(dfsctl, files_trees_namespace_and_status, .timeout = 300)
     snprintf(want, sizeof(want), "%llu\t/rt\n", (unsigned long long)total);
     cr_assert_str_eq(out, want);
     free(out);
-    out = OK(e, "fsck", "/rt");
+    cr_assert_eq(fsck_settled(e, false, "/rt", e->ncs, &out, &err), 0, "fsck: %s%s", out, err);
     cr_assert_not_null(strstr(out, "Status: HEALTHY"), "%s", out);
     free(out);
+    free(err);
 
     /* put -r of a tree of 200 small files, get it back, ls -R */
     char tree[300], back[300];
@@ -627,7 +653,8 @@ Test(dfsctl, put_200mib_round_trip_and_leader_kill, .timeout = 500)
     free(OK(e, "put", lp, "/huge"));
     free(OK(e, "get", "/huge", gp));
     assert_crc(gp, HUGE, crc);
-    out = OK(e, "fsck", "/huge");
+    cr_assert_eq(fsck_settled(e, false, "/huge", e->ncs, &out, &err), 0, "fsck: %s%s", out, err);
+    free(err);
     char want[128];
     snprintf(want, sizeof(want), "/huge: %u bytes, %llu blocks: OK\n", HUGE,
              (unsigned long long)nblocks);
@@ -774,24 +801,7 @@ Test(dfsctl, put_survives_chunkserver_kill, .timeout = 300)
     /* Once the leader counts it dead, fsck sees each block on 2 or 3 live chunkservers (those
      * stored before the kill on the killed one are under-replicated until the masters copy
      * them); none is missing, and the killed one's replicas are marked dead. */
-    t0 = tc_now_ms();
-    for (;;) {
-        int leader = tc_wait_leader(e->c, T_LEADER);
-        cr_assert_geq(leader, 0);
-        if (live_chunkservers(e->c, leader) == e->ncs - 1) {
-            /* fsck asks the leader too: a leader elected meanwhile (a loaded machine) counts
-             * every chunkserver alive until it has waited a dead timeout itself. */
-            uint64_t term = term_of(e->c, leader);
-            rc = CTL(e, &out, &err, "fsck", "-b", "/p");
-            if (tc_wait_leader(e->c, T_LEADER) == leader && term_of(e->c, leader) == term)
-                break;
-            free(out);
-            free(err);
-        }
-        cr_assert_lt(tc_now_ms() - t0, T_CS, "the leader does not count chunkserver %llu dead",
-                     (unsigned long long)vid);
-        usleep(20000);
-    }
+    rc = fsck_settled(e, true, "/p", e->ncs - 1, &out, &err);
     cr_assert_eq(rc, 0, "fsck: %s%s", out, err);
     free(err);
     char want[128], at[64];
