@@ -130,7 +130,16 @@ pid_of() {
     pid=$(cat "$f" 2>/dev/null) || return 1
     [[ $pid =~ ^[0-9]+$ ]] || return 1
     kill -0 "$pid" 2>/dev/null || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$(args_of "$1") " || return 1
+    local cmd state
+    cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || cmd=""
+    if [ -z "$cmd" ]; then
+        # Empty or unreadable while setsid execs the program (just started), and empty for a
+        # zombie (exited).
+        state=$(sed -n 's/^State:[[:space:]]*\(.\).*/\1/p' "/proc/$pid/status" 2>/dev/null)
+        [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ] || return 1
+    else
+        [[ $cmd == *"$(args_of "$1") "* ]] || return 1
+    fi
     echo "$pid"
 }
 

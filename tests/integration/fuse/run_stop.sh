@@ -14,11 +14,14 @@ DFS_BIN=$BIN "$SRC/scripts/run.sh" >"$T/run.log" 2>&1 &
 run=$!
 # Whatever happens, the foreground run does not outlive the test (Ctrl-C stops its cluster).
 trap 'kill -INT $run 2>/dev/null && wait $run 2>/dev/null; true' EXIT
-for _ in $(seq 900); do # up to 3 minutes (sanitizer builds start slowly)
-    mountpoint -q "$T/mnt" && break
-    kill -0 $run 2>/dev/null || fail "the run ended before mounting"
+# Up to 3 minutes (sanitizer builds start slowly) for the run to say it is up, as a user waits
+# for it: the mount alone is not enough (the run checks for it every 0.2 s).
+for _ in $(seq 900); do
+    grep -q "^Ctrl-C stops the cluster" "$T/run.log" && break
+    kill -0 $run 2>/dev/null || fail "the run ended before it was up"
     sleep 0.2
 done
+grep -q "^Ctrl-C stops the cluster" "$T/run.log" || fail "not up"
 mountpoint -q "$T/mnt" || fail "not mounted"
 echo hello >"$T/mnt/f"
 [ "$(cat "$T/mnt/f")" = hello ] || fail "cannot read back a file"
