@@ -13,8 +13,10 @@
 #define CS_MIN_BLOCK_SIZE     CS_CHUNK_SIZE
 #define CS_BLOCK_ID_HEX       16 /* a block id in paths and JSON: 16 lowercase hex digits */
 #define CS_STORAGE_ID_HEX     32
-/* Bytes read and verified at once; a multiple of CS_CHUNK_SIZE. */
-#define CS_READ_WINDOW (1024 * 1024)
+/* Bytes read and verified at once; a multiple of CS_CHUNK_SIZE. At least the client's largest
+ * ranged GET (PIECE_MAX in client/dfs_data.c, 2 MiB): a GET checks its range before answering
+ * and again as it streams it out, and a range that fits in one window is read and checked once. */
+#define CS_READ_WINDOW (2 * 1024 * 1024)
 /* Bytes after the data of a block file holding n chunk CRCs (docs/chunkserver.md). */
 #define CS_TRAILER_BYTES(n) ((uint64_t)(n)*4 + 32)
 /* The largest block (data bytes) written through the journal. */

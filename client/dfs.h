@@ -225,6 +225,8 @@ struct dfs_data_stats {
     uint64_t commits;          /* commit calls that succeeded */
     uint64_t reads;            /* ranges fetched from chunkservers */
     uint64_t read_fallbacks;   /* ranges fetched from another replica after an error */
+    uint64_t readaheads;       /* windows fetched ahead of a sequential reader */
+    uint64_t readahead_hits;   /* of those, the ones its reads went on into */
     uint64_t bytes_written, bytes_read;
 };
 void dfs_data_stats(struct dfs *fs, struct dfs_data_stats *out);

@@ -10,7 +10,8 @@
  * Reading: the extents of a window of the file come from /v1/fs/blocks (cached until invalidated
  * or a commit), their bytes from the replicas in the order the master gives (live ones first),
  * the next replica after any error, in ranges of at most 2 MiB fetched by up to 4 threads at
- * once. A read-ahead buffer serves sequential reads. */
+ * once. A read-ahead buffer serves sequential reads, and a thread of its own fetches the window
+ * after it meanwhile. */
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -35,7 +36,9 @@
 #define COMMIT_MAX      4096               /* blocks per commit (the masters' limit) */
 #define PUT_ATTEMPTS    6                  /* stores of one block before giving up */
 #define READAHEAD       (8u * 1024 * 1024) /* bytes fetched past a read that misses */
-#define PIECE_MAX       (2u * 1024 * 1024) /* bytes per ranged GET of a large read */
+/* Bytes per ranged GET of a large read: at most a chunkserver's CS_READ_WINDOW, so that the
+ * chunkserver reads and checks the range once (chunk/store.h). */
+#define PIECE_MAX (2u * 1024 * 1024)
 #define FETCH_THREADS   4                  /* ranged GETs of one read at a time */
 #define EXT_WINDOW      (256ull << 20)     /* file bytes whose extents one listing asks for */
 #define EXT_MAX         1024               /* extents per listing */
@@ -87,9 +90,20 @@ struct dfs_file {
     uint64_t ext_from, ext_to; /* the file range the cached listing covers */
     struct ext *ext;
     size_t next, capext;
-    char *ra;
+    char *ra; /* the read buffer: file bytes [raoff, raoff + ralen) */
     size_t racap, ralen;
     uint64_t raoff;
+    uint64_t seq_end; /* where the last read ended */
+    /* read-ahead: the window after ra, [pfoff, pfoff + pflen), fetched into pf by a thread of
+     * its own (which owns pf while pf_busy). Every invalidation bumps gen, so a window fetched
+     * from before it (pf_gen) is never read. */
+    uint64_t gen, pf_gen;
+    char *pf;
+    size_t pfcap, pflen;
+    uint64_t pfoff;
+    bool pf_busy, pf_ready, pf_joinable;
+    pthread_t pf_thread;
+    pthread_cond_t pf_cv;
 };
 
 static uint64_t now_ms(void)
@@ -134,6 +148,11 @@ int dfs_file_open(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh fh,
         free(f);
         return CM_E_NOMEM;
     }
+    if (pthread_cond_init(&f->pf_cv, NULL) != 0) {
+        pthread_mutex_destroy(&f->mu);
+        free(f);
+        return CM_E_NOMEM;
+    }
     f->fs = fs;
     f->fh = fh;
     if (cred != NULL) {
@@ -151,7 +170,14 @@ void dfs_file_close(struct dfs_file *f)
 {
     if (f == NULL)
         return;
+    pthread_mutex_lock(&f->mu);
+    bool joinable = f->pf_joinable;
+    pthread_mutex_unlock(&f->mu);
+    if (joinable)
+        pthread_join(f->pf_thread, NULL); /* a read-ahead still fetching: it needs f */
+    pthread_cond_destroy(&f->pf_cv);
     pthread_mutex_destroy(&f->mu);
+    free(f->pf);
     free(f->wbuf);
     free(f->pend);
     free(f->ext);
@@ -159,11 +185,19 @@ void dfs_file_close(struct dfs_file *f)
     free(f);
 }
 
+/* What was read (and is being read ahead) is not used again. */
+static void drop_reads_locked(struct dfs_file *f)
+{
+    f->ralen = 0;
+    f->pf_ready = false;
+    f->gen++;
+}
+
 static void invalidate_locked(struct dfs_file *f)
 {
     f->size_known = false;
     f->ext_valid = false;
-    f->ralen = 0;
+    drop_reads_locked(f);
 }
 
 void dfs_file_invalidate(struct dfs_file *f)
@@ -733,7 +767,7 @@ int dfs_file_write(struct dfs_file *f, uint64_t off, const void *buf, size_t len
         rc = f->werr;
         goto out;
     }
-    f->ralen = 0;
+    drop_reads_locked(f);
     while (len > 0) {
         if (f->wlen > 0 && (off < f->woff || off > f->woff + f->wlen)) {
             if ((rc = seal_locked(f)) != 0)
@@ -922,17 +956,106 @@ static int read_block_range(struct dfs *fs, const struct ext *x, uint64_t boff, 
 
 /* One range of one block to fetch, and how it went. */
 struct piece {
-    const struct ext *x;
+    size_t x; /* the extent, in the plan's copies */
     uint64_t boff;
     size_t len;
-    char *dst;
+    size_t at; /* where it goes in the destination */
     int rc;
 };
 
+/* What one fetch reads: its pieces, with copies of the extents they come from (a read-ahead
+ * fetches without the file's lock, while reads may replace the file's listing). */
+struct plan {
+    struct ext *xs;
+    size_t nx, capx;
+    struct piece *p;
+    size_t n, cap;
+    bool gaps; /* some bytes of the range lie in no extent: they read as zeros */
+};
+
+static void plan_free(struct plan *pl)
+{
+    free(pl->xs);
+    free(pl->p);
+}
+
+static int plan_piece(struct plan *pl, struct piece pc)
+{
+    if (pl->n == pl->cap) {
+        size_t nc = pl->cap ? pl->cap * 2 : 8;
+        struct piece *np = realloc(pl->p, nc * sizeof(*np));
+        if (np == NULL)
+            return CM_E_NOMEM;
+        pl->p = np;
+        pl->cap = nc;
+    }
+    pl->p[pl->n++] = pc;
+    return 0;
+}
+
+static int plan_ext(struct plan *pl, const struct ext *x)
+{
+    if (pl->nx == pl->capx) {
+        size_t nc = pl->capx ? pl->capx * 2 : 4;
+        struct ext *nx = realloc(pl->xs, nc * sizeof(*nx));
+        if (nx == NULL)
+            return CM_E_NOMEM;
+        pl->xs = nx;
+        pl->capx = nc;
+    }
+    pl->xs[pl->nx++] = *x;
+    return 0;
+}
+
+/* Plans file bytes [off, off + len): ranges of at most PIECE_MAX bytes that do not cross a
+ * PIECE_MAX boundary of their block, so each is one read window on its chunkserver. Lists the
+ * extents as needed; the caller holds f->mu. */
+static int plan_range(struct dfs_file *f, uint64_t off, size_t len, struct plan *pl)
+{
+    uint64_t pos = off, end = off + len, covered = off;
+    int rc = 0;
+
+    memset(pl, 0, sizeof(*pl));
+    while (rc == 0 && pos < end) {
+        if (!f->ext_valid || pos < f->ext_from || pos >= f->ext_to)
+            if ((rc = list_extents(f, pos, end - pos)) != 0)
+                break;
+        uint64_t upto = end < f->ext_to ? end : f->ext_to;
+        for (size_t i = 0; i < f->next && rc == 0; i++) {
+            const struct ext *x = &f->ext[i];
+            uint64_t a = x->off > pos ? x->off : pos, b = x->off + x->len;
+            if (b > upto)
+                b = upto;
+            if (a >= b)
+                continue;
+            if ((rc = plan_ext(pl, x)) != 0)
+                break;
+            while (a < b && rc == 0) {
+                uint64_t boff = x->block_off + (a - x->off);
+                uint64_t k = PIECE_MAX - boff % PIECE_MAX;
+                if (k > b - a)
+                    k = b - a;
+                if (a != covered)
+                    pl->gaps = true; /* extents come in file order: a jump is a hole */
+                covered = a + k;
+                rc = plan_piece(pl, (struct piece){pl->nx - 1, boff, (size_t)k, a - off, 0});
+                a += k;
+            }
+        }
+        pos = upto;
+    }
+    if (covered != end)
+        pl->gaps = true;
+    if (rc != 0)
+        plan_free(pl);
+    return rc;
+}
+
 struct fetch_job {
     struct dfs *fs;
-    struct piece *p;
-    size_t n, next;
+    const struct plan *pl;
+    char *dst;
+    size_t next;
     pthread_mutex_t mu;
 };
 
@@ -944,79 +1067,143 @@ static void *fetch_worker(void *arg)
         pthread_mutex_lock(&j->mu);
         size_t i = j->next++;
         pthread_mutex_unlock(&j->mu);
-        if (i >= j->n)
+        if (i >= j->pl->n)
             return NULL;
-        struct piece *p = &j->p[i];
-        p->rc = read_block_range(j->fs, p->x, p->boff, p->len, p->dst);
+        struct piece *p = &j->pl->p[i];
+        p->rc = read_block_range(j->fs, &j->pl->xs[p->x], p->boff, p->len, j->dst + p->at);
     }
 }
 
-/* Fetches the pieces, up to FETCH_THREADS at a time (this thread is one of them). */
-static int fetch_pieces(struct dfs *fs, struct piece *p, size_t n)
+/* Fetches a plan of len bytes into dst, up to FETCH_THREADS pieces at a time (this thread is
+ * one of them), so a large read keeps several chunkservers (and disks) busy. */
+static int fetch_plan(struct dfs *fs, const struct plan *pl, char *dst, size_t len)
 {
-    struct fetch_job j = {fs, p, n, 0, PTHREAD_MUTEX_INITIALIZER};
+    struct fetch_job j = {fs, pl, dst, 0, PTHREAD_MUTEX_INITIALIZER};
     pthread_t th[FETCH_THREADS - 1];
     size_t started = 0;
 
-    for (; started < FETCH_THREADS - 1 && started + 1 < n; started++)
+    if (pl->gaps)
+        memset(dst, 0, len);
+    for (; started < FETCH_THREADS - 1 && started + 1 < pl->n; started++)
         if (pthread_create(&th[started], NULL, fetch_worker, &j) != 0)
             break; /* fewer helpers; this thread still does the rest */
     fetch_worker(&j);
     for (size_t i = 0; i < started; i++)
         pthread_join(th[i], NULL);
     pthread_mutex_destroy(&j.mu);
-    for (size_t i = 0; i < n; i++)
-        if (p[i].rc != 0)
-            return p[i].rc;
+    for (size_t i = 0; i < pl->n; i++)
+        if (pl->p[i].rc != 0)
+            return pl->p[i].rc;
     return 0;
 }
 
-/* File bytes [off, off + len) into dst (zeros where no extent is). Ranges of at most PIECE_MAX
- * bytes are fetched in parallel, so a large read keeps several chunkservers (and disks) busy. */
+/* File bytes [off, off + len) into dst (zeros where no extent is); the caller holds f->mu. */
 static int fetch(struct dfs_file *f, uint64_t off, size_t len, char *dst)
 {
-    uint64_t pos = off, end = off + len;
-    struct piece *p = NULL;
-    size_t cap = 0;
-    int rc = 0;
+    struct plan pl;
+    int rc;
 
-    memset(dst, 0, len);
-    while (rc == 0 && pos < end) {
-        size_t n = 0;
-        if (!f->ext_valid || pos < f->ext_from || pos >= f->ext_to)
-            if ((rc = list_extents(f, pos, end - pos)) != 0)
-                break;
-        uint64_t upto = end < f->ext_to ? end : f->ext_to;
-        for (size_t i = 0; i < f->next && rc == 0; i++) {
-            const struct ext *x = &f->ext[i];
-            uint64_t a = x->off > pos ? x->off : pos, b = x->off + x->len;
-            if (b > upto)
-                b = upto;
-            for (; a < b; a += PIECE_MAX) {
-                if (n == cap) {
-                    size_t nc = cap ? cap * 2 : 8;
-                    struct piece *np = realloc(p, nc * sizeof(*np));
-                    if (np == NULL) {
-                        rc = CM_E_NOMEM;
-                        break;
-                    }
-                    p = np;
-                    cap = nc;
-                }
-                size_t k = b - a < PIECE_MAX ? (size_t)(b - a) : PIECE_MAX;
-                p[n++] = (struct piece){x, x->block_off + (a - x->off), k, dst + (a - off), 0};
-            }
-        }
-        if (rc == 0 && n > 0)
-            rc = fetch_pieces(f->fs, p, n);
-        pos = upto;
-    }
-    free(p);
+    if ((rc = plan_range(f, off, len, &pl)) != 0)
+        return rc;
+    rc = fetch_plan(f->fs, &pl, dst, len);
+    plan_free(&pl);
     return rc;
+}
+
+/* ---- read-ahead ---- */
+
+/* The read-ahead thread: fetches [pfoff, pfoff + pflen) into f->pf without the file's lock,
+ * which it takes only to plan and to hand the result over. */
+static void *readahead_main(void *arg)
+{
+    struct dfs_file *f = arg;
+    struct plan pl;
+    int rc;
+
+    pthread_mutex_lock(&f->mu);
+    uint64_t gen = f->pf_gen, off = f->pfoff;
+    size_t len = f->pflen;
+    rc = gen == f->gen ? plan_range(f, off, len, &pl) : CM_E_CANCELED;
+    pthread_mutex_unlock(&f->mu);
+    if (rc == 0) {
+        rc = fetch_plan(f->fs, &pl, f->pf, len);
+        plan_free(&pl);
+    }
+    pthread_mutex_lock(&f->mu);
+    f->pf_busy = false;
+    f->pf_ready = rc == 0 && gen == f->gen;
+    if (f->pf_ready)
+        stat_add(f->fs, &f->fs->stats.readaheads, 1);
+    pthread_cond_broadcast(&f->pf_cv);
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
+}
+
+/* After a sequential read from the read-ahead buffer, starts fetching the window after it, so
+ * that the chunkservers work while the reader uses this one. The caller holds f->mu. */
+static void readahead_start(struct dfs_file *f)
+{
+    uint64_t next = f->raoff + f->ralen;
+    size_t win = READAHEAD;
+
+    if (f->ralen == 0 || !f->size_known || next >= f->size || f->pf_busy)
+        return;
+    if (f->pf_ready && f->pfoff == next)
+        return; /* already fetched */
+    if (f->pf_joinable) { /* the last one has finished (not busy): collect it */
+        pthread_join(f->pf_thread, NULL);
+        f->pf_joinable = false;
+    }
+    if (win > f->size - next)
+        win = (size_t)(f->size - next);
+    if (win > f->pfcap) {
+        char *nb = realloc(f->pf, win);
+        if (nb == NULL)
+            return;
+        f->pf = nb;
+        f->pfcap = win;
+    }
+    f->pf_ready = false;
+    f->pfoff = next;
+    f->pflen = win;
+    f->pf_gen = f->gen;
+    f->pf_busy = true;
+    if (pthread_create(&f->pf_thread, NULL, readahead_main, f) != 0) {
+        f->pf_busy = false;
+        return; /* reads fetch for themselves */
+    }
+    f->pf_joinable = true;
+}
+
+/* Makes the read-ahead window the read buffer when it holds off. True when the caller should
+ * look again: the buffer changed, or it waited for the window (the lock was let go meanwhile,
+ * and another read may have moved on). The caller holds f->mu. */
+static bool readahead_take(struct dfs_file *f, uint64_t off)
+{
+    if (!(f->pf_busy || f->pf_ready) || f->pf_gen != f->gen || off < f->pfoff ||
+        off >= f->pfoff + f->pflen)
+        return false;
+    if (f->pf_busy) {
+        pthread_cond_wait(&f->pf_cv, &f->mu);
+        return true;
+    }
+    char *b = f->ra;
+    size_t cap = f->racap;
+    f->ra = f->pf;
+    f->racap = f->pfcap;
+    f->raoff = f->pfoff;
+    f->ralen = f->pflen;
+    f->pf = b;
+    f->pfcap = cap;
+    f->pf_ready = false;
+    stat_add(f->fs, &f->fs->stats.readahead_hits, 1);
+    return true;
 }
 
 int dfs_file_read(struct dfs_file *f, uint64_t off, size_t len, void *buf, size_t *got)
 {
+    char *dst = buf;
+    bool sequential;
     int rc = 0;
 
     *got = 0;
@@ -1032,31 +1219,61 @@ int dfs_file_read(struct dfs_file *f, uint64_t off, size_t len, void *buf, size_
         goto out;
     if (len > f->size - off)
         len = (size_t)(f->size - off);
-    if (f->ralen > 0 && off >= f->raoff && off + len <= f->raoff + f->ralen) {
-        memcpy(buf, f->ra + (off - f->raoff), len);
-        *got = len;
-        goto out;
-    }
-    size_t win = len > READAHEAD ? len : READAHEAD;
-    if (win > f->size - off)
-        win = (size_t)(f->size - off);
-    if (win > f->racap) {
-        char *nb = realloc(f->ra, win);
-        if (nb == NULL) {
-            rc = CM_E_NOMEM;
-            goto out;
+    /* Reads that follow one another, give or take what the kernel sends out of order: FUSE
+     * hands its read-ahead to several threads, so a read may come after later ones. */
+    sequential = off <= f->seq_end + PIECE_MAX && off + READAHEAD >= f->seq_end;
+    if (!sequential || off + len > f->seq_end)
+        f->seq_end = off + len;
+    while (len > 0) {
+        if (f->ralen > 0 && off < f->raoff && off + READAHEAD >= f->raoff) {
+            /* Behind the window, a read that came late: fetched alone, the window stays. */
+            size_t n = (size_t)(f->raoff - off);
+            if (n > len)
+                n = len;
+            if ((rc = fetch(f, off, n, dst)) != 0)
+                goto out;
+            dst += n;
+            off += n;
+            len -= n;
+            *got += n;
+            continue;
         }
-        f->ra = nb;
-        f->racap = win;
+        if (f->ralen > 0 && off >= f->raoff && off < f->raoff + f->ralen) {
+            size_t n = (size_t)(f->raoff + f->ralen - off);
+            if (n > len)
+                n = len;
+            memcpy(dst, f->ra + (off - f->raoff), n);
+            dst += n;
+            off += n;
+            len -= n;
+            *got += n;
+            continue;
+        }
+        if (sequential && readahead_take(f, off))
+            continue;
+        size_t win = len > READAHEAD ? len : READAHEAD;
+        if (win > f->size - off)
+            win = (size_t)(f->size - off);
+        if (win > f->racap) {
+            char *nb = realloc(f->ra, win);
+            if (nb == NULL) {
+                rc = CM_E_NOMEM;
+                goto out;
+            }
+            f->ra = nb;
+            f->racap = win;
+        }
+        f->ralen = 0;
+        if ((rc = fetch(f, off, win, f->ra)) != 0)
+            goto out;
+        f->raoff = off;
+        f->ralen = win;
     }
-    f->ralen = 0;
-    if ((rc = fetch(f, off, win, f->ra)) != 0)
-        goto out;
-    f->raoff = off;
-    f->ralen = win;
-    memcpy(buf, f->ra, len);
-    *got = len;
+    if (sequential)
+        readahead_start(f);
 out:
+    if (rc != 0)
+        *got = 0;
     publish(f);
     pthread_mutex_unlock(&f->mu);
     return rc;

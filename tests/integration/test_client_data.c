@@ -5,7 +5,8 @@
  * blocks sent to their chunkservers side by side, reads
  * falling back past a dead and a damaged replica, a leader kill -9 in the middle of writing,
  * placement after a master restart, close-to-open visibility, parallel writers, errors reported
- * once, and paged block listings. */
+ * once, paged block listings, and the read-ahead (used by sequential reads, also out of order,
+ * and never read after a write). */
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -959,5 +960,133 @@ Test(client_data, members_after_a_broken_hop_are_not_given_up, .timeout = 120)
     check_replicas(c, fh_of(&a), data, n, dead);
     check_fresh(fs, fh_of(&a), data, n, BS, "broken hop");
     free(data);
+    finish(c, fs);
+}
+
+/* ---- 13. read-ahead ---- */
+
+#define RA (8u << 20) /* client/dfs_data.c's READAHEAD: the window fetched past a read */
+
+static struct dfs_attr stored_file(struct dfs *fs, const char *name, uint8_t *data, size_t n,
+                                   uint64_t seed)
+{
+    struct dfs_attr a = create_file(fs, name);
+    struct dfs_file *f = NULL;
+    rnd_fill(data, n, seed);
+    cr_assert_eq(dfs_file_open(fs, NULL, fh_of(&a), &f), 0);
+    write_all(f, data, n, seed);
+    cr_assert_eq(dfs_file_flush(f, NULL), 0);
+    dfs_file_close(f);
+    return a;
+}
+
+Test(client_data, sequential_reads_go_on_into_the_window_read_ahead, .timeout = 120)
+{
+    struct tc_cluster *c = start(1, 3, 0, NULL);
+    struct dfs *fs = open_fs(c);
+    const size_t n = 3 * RA + 12345, step = 128 * 1024;
+    uint8_t *data = xmalloc(n), *got = xmalloc(n);
+    struct dfs_attr a = stored_file(fs, "ra", data, n, 13);
+    struct dfs_data_stats st0, st1;
+
+    dfs_data_stats(fs, &st0);
+    check_fresh(fs, fh_of(&a), data, n, step, "in order");
+    dfs_data_stats(fs, &st1);
+    /* Windows at 0 (fetched by the first read), RA, 2 RA and 3 RA (read ahead). */
+    cr_assert_geq(st1.readahead_hits - st0.readahead_hits, 3, "%llu windows read ahead used",
+                  (unsigned long long)(st1.readahead_hits - st0.readahead_hits));
+    cr_assert_geq(st1.readaheads - st0.readaheads, st1.readahead_hits - st0.readahead_hits);
+
+    /* As FUSE's threads deliver the kernel's read-ahead: pairs swapped, so a read comes after
+     * the next one, also across the windows' edges. */
+    struct dfs_file *f = NULL;
+    cr_assert_eq(dfs_file_open(fs, NULL, fh_of(&a), &f), 0);
+    for (size_t i = 0; i * step < n; i += 2) {
+        for (size_t k = 2; k-- > 0;) {
+            size_t off = (i + k) * step, g = 0;
+            if (off >= n)
+                continue;
+            cr_assert_eq(dfs_file_read(f, off, step, got + off, &g), 0);
+            cr_assert_eq(g, n - off < step ? n - off : step, "read at %zu", off);
+        }
+    }
+    cr_assert(memcmp(got, data, n) == 0, "reads out of order got other bytes");
+    dfs_data_stats(fs, &st0);
+    /* The first read (at step) fetched [step, RA + step): windows at RA + step and 2 RA + step
+     * were read ahead; the file ends before 3 RA + step. */
+    cr_assert_geq(st0.readahead_hits - st1.readahead_hits, 2, "%llu windows read ahead used",
+                  (unsigned long long)(st0.readahead_hits - st1.readahead_hits));
+    dfs_file_close(f);
+    free(data);
+    free(got);
+    finish(c, fs);
+}
+
+/* Reads [0, upto) in 1 MiB pieces and checks them against want. */
+static void read_upto(struct dfs_file *f, const uint8_t *want, size_t upto)
+{
+    uint8_t *got = xmalloc(BS);
+    for (size_t off = 0; off < upto; off += BS) {
+        size_t g = 0;
+        cr_assert_eq(dfs_file_read(f, off, BS, got, &g), 0);
+        cr_assert_eq(g, BS);
+        cr_assert(memcmp(got, want + off, BS) == 0, "read at %zu", off);
+    }
+    free(got);
+}
+
+/* Until a read-ahead has finished (at most 20 s). */
+static void wait_readahead(struct dfs *fs, uint64_t before)
+{
+    struct dfs_data_stats st;
+    for (int i = 0; i < 2000; i++) {
+        dfs_data_stats(fs, &st);
+        if (st.readaheads > before)
+            return;
+        usleep(10 * 1000);
+    }
+    cr_assert_fail("no read-ahead finished");
+}
+
+Test(client_data, a_window_read_ahead_before_a_write_is_not_read, .timeout = 120)
+{
+    struct tc_cluster *c = start(1, 3, 0, NULL);
+    struct dfs *fs = open_fs(c);
+    const size_t n = 2 * RA + 100;
+    uint8_t *data = xmalloc(n), *got = xmalloc(BS);
+    struct dfs_attr a = stored_file(fs, "raw", data, n, 14);
+    struct dfs_file *r = NULL, *w = NULL;
+    struct dfs_data_stats st;
+    size_t g = 0;
+
+    /* Another opener's write, flushed after the window was read ahead: the reader sees it
+     * once it invalidates (what the mount does at open). */
+    cr_assert_eq(dfs_file_open(fs, NULL, fh_of(&a), &r), 0);
+    dfs_data_stats(fs, &st);
+    read_upto(r, data, RA);
+    wait_readahead(fs, st.readaheads); /* [RA, 2 RA) fetched, old bytes */
+    rnd_fill(data + RA + 10, 1000, 15);
+    cr_assert_eq(dfs_file_open(fs, NULL, fh_of(&a), &w), 0);
+    cr_assert_eq(dfs_file_write(w, RA + 10, data + RA + 10, 1000), 0);
+    cr_assert_eq(dfs_file_flush(w, NULL), 0);
+    dfs_file_close(w);
+    dfs_file_invalidate(r);
+    cr_assert_eq(dfs_file_read(r, RA, BS, got, &g), 0);
+    cr_assert_eq(g, BS);
+    cr_assert(memcmp(got, data + RA, BS) == 0, "the window read ahead before the write was read");
+
+    /* Its own write: seen without any invalidation. */
+    dfs_data_stats(fs, &st);
+    read_upto(r, data, RA);
+    wait_readahead(fs, st.readaheads);
+    rnd_fill(data + RA + 5000, 3000, 16);
+    cr_assert_eq(dfs_file_write(r, RA + 5000, data + RA + 5000, 3000), 0);
+    cr_assert_eq(dfs_file_read(r, RA, BS, got, &g), 0);
+    cr_assert_eq(g, BS);
+    cr_assert(memcmp(got, data + RA, BS) == 0, "its own write was not read back");
+    dfs_file_close(r);
+    check_fresh(fs, fh_of(&a), data, n, BS, "after both writes");
+    free(data);
+    free(got);
     finish(c, fs);
 }
