@@ -196,6 +196,27 @@ Test(crc32c, hw_equals_sw_on_large_buffers)
     free(data);
 }
 
+/* Around the edges of the three-stream runs (3 x 256 and 3 x 8192 bytes), at every alignment. */
+Test(crc32c, hw_equals_sw_around_the_three_stream_runs)
+{
+    static const size_t base[] = {768, 1536, 24576, 24576 + 768, 49152, 65536};
+    size_t max = 65536 + 16 + 8;
+    unsigned char *data = malloc(max);
+    cr_assert_not_null(data);
+    fill_random(data, max, 777);
+    for (size_t i = 0; i < sizeof(base) / sizeof(base[0]); i++) {
+        for (size_t d = 0; d < 17; d++) {
+            size_t len = base[i] + d - 8;
+            for (size_t off = 0; off < 8; off++) {
+                uint32_t want = ref_crc32c(0xCAFEu, data + off, len);
+                cr_assert_eq(cm_crc32c(0xCAFEu, data + off, len), want, "len %zu off %zu", len,
+                             off);
+            }
+        }
+    }
+    free(data);
+}
+
 Test(crc32c, detects_cpu_feature)
 {
     int hw = cm_crc32c_hw_available();
