@@ -183,8 +183,10 @@ int dfs_statfs(struct dfs *fs, struct dfs_statfs *out);
  *
  * An open file buffers what is written into at most one block of memory, stores a block when it
  * fills or when a write goes elsewhere, and commits at dfs_file_flush (or, at a write, when 4096
- * stored blocks wait or the oldest has waited 10 minutes: the masters delete unreferenced blocks
- * an hour after their ids were reserved, so a writer must not sit on stored blocks that long). Only
+ * stored blocks wait or the oldest has waited DFS_PEND_MAX_AGE_MS; or when dfs_file_commit_aged
+ * finds them that old: the masters delete unreferenced blocks an orphan grace (an hour) after
+ * their ids were reserved and refuse to commit them later, so a writer must not sit on stored
+ * blocks that long). Only
  * a successful flush makes writes durable and visible to others: close-to-open consistency. Reads
  * through the same dfs_file see its own writes at once. */
 struct dfs_file;
@@ -210,6 +212,12 @@ int dfs_file_write(struct dfs_file *f, uint64_t off, const void *buf, size_t len
  * the unflushed writes are dropped and the error sticks: later writes and flushes of this
  * dfs_file report it too (open the file again to write anew). */
 int dfs_file_flush(struct dfs_file *f, struct dfs_attr *out);
+/* Commits the stored blocks of f when the oldest has waited max_age_ms or more (what a writer
+ * that went quiet left; what is still buffered stays buffered). For a program that keeps files
+ * open: call it now and then with DFS_PEND_MAX_AGE_MS. Errors as dfs_file_flush, and they stick
+ * the same way. */
+#define DFS_PEND_MAX_AGE_MS (10 * 60 * 1000)
+int dfs_file_commit_aged(struct dfs_file *f, uint64_t max_age_ms);
 /* Forgets cached block locations, size and read-ahead data (to see others' writes: at open, after
  * a truncate). Unflushed writes stay. */
 void dfs_file_invalidate(struct dfs_file *f);

@@ -32,16 +32,16 @@
  * were reserved more than an hour ago (CS_ORPHAN_GRACE_MS). So reserved ids are not used after
  * IDS_MAX_AGE_MS, and stored blocks wait at most PEND_MAX_AGE_MS for their commit. */
 #define IDS_MAX_AGE_MS  (10 * 60 * 1000)
-#define PEND_MAX_AGE_MS (10 * 60 * 1000)
+#define PEND_MAX_AGE_MS DFS_PEND_MAX_AGE_MS
 #define COMMIT_MAX      4096               /* blocks per commit (the masters' limit) */
 #define PUT_ATTEMPTS    6                  /* stores of one block before giving up */
 #define READAHEAD       (8u * 1024 * 1024) /* bytes fetched past a read that misses */
 /* Bytes per ranged GET of a large read: at most a chunkserver's CS_READ_WINDOW, so that the
  * chunkserver reads and checks the range once (chunk/store.h). */
-#define PIECE_MAX (2u * 1024 * 1024)
-#define FETCH_THREADS   4                  /* ranged GETs of one read at a time */
-#define EXT_WINDOW      (256ull << 20)     /* file bytes whose extents one listing asks for */
-#define EXT_MAX         1024               /* extents per listing */
+#define PIECE_MAX       (2u * 1024 * 1024)
+#define FETCH_THREADS   4              /* ranged GETs of one read at a time */
+#define EXT_WINDOW      (256ull << 20) /* file bytes whose extents one listing asks for */
+#define EXT_MAX         1024           /* extents per listing */
 #define CRED_GROUPS_MAX 32
 #define ADDR_MAX        272
 /* A block up to this size is sent by the client to each of its chunkservers at once rather than
@@ -753,6 +753,28 @@ int dfs_file_flush(struct dfs_file *f, struct dfs_attr *out)
     return rc;
 }
 
+int dfs_file_commit_aged(struct dfs_file *f, uint64_t max_age_ms)
+{
+    bool committed;
+    int rc;
+
+    pthread_mutex_lock(&f->mu);
+    rc = f->werr;
+    if (rc == 0 && f->npend > 0 && now_ms() - f->pend_ms >= max_age_ms) {
+        struct dfs_attr a;
+        if ((rc = commit_locked(f, &a, &committed)) != 0) {
+            drop_writes(f);
+            invalidate_locked(f);
+            f->werr = rc;
+        } else if (f->wlen == 0) {
+            f->dirty_end = 0;
+        }
+    }
+    publish(f);
+    pthread_mutex_unlock(&f->mu);
+    return rc;
+}
+
 int dfs_file_write(struct dfs_file *f, uint64_t off, const void *buf, size_t len)
 {
     const char *src = buf;
@@ -1150,7 +1172,8 @@ static void readahead_start(struct dfs_file *f)
         return;
     if (f->pf_ready && f->pfoff == next)
         return; /* already fetched */
-    if (f->pf_joinable) { /* the last one has finished (not busy): collect it */
+    /* The last one has finished (it is not busy): collect it. */
+    if (f->pf_joinable) {
         pthread_join(f->pf_thread, NULL);
         f->pf_joinable = false;
     }

@@ -41,7 +41,8 @@
     X(MLINK, 34, "TOO_MANY_LINKS", "too many links", EMLINK, 400)                                  \
     X(LOOP, 35, "TOO_MANY_SYMLINKS", "too many levels of symbolic links", ELOOP, 400)              \
     X(STORE, 36, "STORE_CORRUPT", "on-disk store is corrupt or incompatible", EIO, 500)            \
-    X(INTERNAL, 37, "INTERNAL", "internal error", EIO, 500)
+    X(INTERNAL, 37, "INTERNAL", "internal error", EIO, 500)                                        \
+    X(EXPIRED, 38, "BLOCK_EXPIRED", "block stored too long ago to be committed", EIO, 409)
 
 enum cm_err {
     CM_OK = 0,

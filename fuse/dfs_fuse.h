@@ -47,7 +47,9 @@ struct fz_options {
 struct fz {
     struct dfs *fs;
     struct fz_options opt;
-    pthread_mutex_t mu;  /* guards the table and every node */
+    pthread_mutex_t mu;     /* guards the table and every node */
+    pthread_cond_t stop_cv; /* with mu: the aging thread's sleep, ended by stopping */
+    bool stopping;
     struct node *nodes;  /* uthash by ino */
     unsigned open_nodes; /* nodes with nopen > 0 */
     /* Supplementary groups of recent callers (ops.c, cred_of), a slot per pid. */
@@ -67,6 +69,11 @@ void fz_dir_attr(void *ctx, const struct dfs_attr *a);
 extern const struct fuse_lowlevel_ops fz_ops;
 /* Commits what open files still buffer; called once the session loop has ended. */
 void fz_flush_all(struct fz *z);
+/* The aging thread (arg: the struct fz): every minute, commits the stored blocks of open files
+ * that have waited DFS_PEND_MAX_AGE_MS (a program that wrote a block and went quiet would
+ * otherwise have its commit refused once the blocks are an orphan grace old). Ends when
+ * z->stopping is set (under mu, with stop_cv signalled). */
+void *fz_aging_main(void *arg);
 
 /* ---- the node table (nodes.c); callers hold fz->mu ---- */
 struct node *fz_node_get(struct fz *z, uint64_t ino);

@@ -3,6 +3,7 @@
  * also run by mount(8) as `mount -t fuse.dfs MASTERS MOUNTPOINT -o opts` and from /etc/fstab. */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +127,8 @@ int main(int argc, char **argv)
     struct dfs_options dopt = {0};
     struct parse_state ps = {0};
     struct fz z = {0};
+    pthread_t aging_thread;
+    bool aging = false;
     enum cm_log_level level = CM_LOG_WARN;
     struct stat st;
     struct dfs *probe = NULL;
@@ -227,6 +230,11 @@ int main(int argc, char **argv)
         pthread_mutex_destroy(&z.mu);
         goto out_args;
     }
+    if (pthread_cond_init(&z.stop_cv, NULL) != 0) {
+        pthread_mutex_destroy(&z.cred_mu);
+        pthread_mutex_destroy(&z.mu);
+        goto out_args;
+    }
     se = fuse_session_new(&args, &fz_ops, sizeof(fz_ops), &z);
     if (se == NULL)
         goto out_mutex;
@@ -244,6 +252,9 @@ int main(int argc, char **argv)
     if (z.opt.attr_timeout > 0)
         dfs_set_dir_attr_hook(z.fs, fz_dir_attr, &z);
     LOG_INFO("fuse: %s mounted at %s", z.opt.masters, copts.mountpoint);
+    aging = pthread_create(&aging_thread, NULL, fz_aging_main, &z) == 0;
+    if (!aging)
+        LOG_WARN("fuse: no aging thread: blocks of files kept open are committed at close only");
     if (copts.singlethread) {
         ret = fuse_session_loop(se);
     } else {
@@ -256,8 +267,15 @@ int main(int argc, char **argv)
         fuse_loop_cfg_destroy(lcfg);
     }
     ret = ret != 0 ? 1 : 0;
-    fz_flush_all(&z);
 out_fs:
+    if (aging) {
+        pthread_mutex_lock(&z.mu);
+        z.stopping = true;
+        pthread_cond_signal(&z.stop_cv);
+        pthread_mutex_unlock(&z.mu);
+        pthread_join(aging_thread, NULL);
+    }
+    fz_flush_all(&z);
     fuse_session_unmount(se);
     fz_nodes_free(&z);
     dfs_close(z.fs);
@@ -270,6 +288,7 @@ out_signals:
 out_session:
     fuse_session_destroy(se);
 out_mutex:
+    pthread_cond_destroy(&z.stop_cv);
     pthread_mutex_destroy(&z.cred_mu);
     pthread_mutex_destroy(&z.mu);
 out_args:

@@ -296,6 +296,56 @@ void fz_flush_all(struct fz *z)
     pthread_mutex_unlock(&z->mu);
 }
 
+#define AGING_INTERVAL_MS 60000
+
+void *fz_aging_main(void *arg)
+{
+    struct fz *z = arg;
+    struct node **pinned = NULL, *n, *t;
+    size_t cap = 0;
+
+    pthread_mutex_lock(&z->mu);
+    while (!z->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += AGING_INTERVAL_MS / 1000;
+        pthread_cond_timedwait(&z->stop_cv, &z->mu, &ts);
+        if (z->stopping)
+            break;
+        if (z->open_nodes == 0)
+            continue;
+        /* Pinned (as an open handle holds them), so that a close meanwhile cannot free them. */
+        size_t k = 0;
+        HASH_ITER(hh, z->nodes, n, t)
+        {
+            if (n->nopen == 0 || n->file == NULL || !dfs_file_dirty(n->file, NULL))
+                continue;
+            if (k == cap) {
+                size_t nc = cap ? 2 * cap : 16;
+                struct node **np = realloc(pinned, nc * sizeof(*np));
+                if (np == NULL)
+                    break; /* the others next time */
+                pinned = np;
+                cap = nc;
+            }
+            n->nopen++;
+            pinned[k++] = n;
+        }
+        pthread_mutex_unlock(&z->mu);
+        for (size_t i = 0; i < k; i++) {
+            int rc = dfs_file_commit_aged(pinned[i]->file, DFS_PEND_MAX_AGE_MS);
+            if (rc != 0)
+                LOG_ERROR("fuse: inode %" PRIu64 ": committing blocks stored %d minutes ago: %s",
+                          pinned[i]->ino, DFS_PEND_MAX_AGE_MS / 60000, cm_strerror(rc));
+            node_put(z, pinned[i]);
+        }
+        pthread_mutex_lock(&z->mu);
+    }
+    pthread_mutex_unlock(&z->mu);
+    free(pinned);
+    return NULL;
+}
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     struct fz *z = Z(req);

@@ -231,6 +231,7 @@ static int h_status(struct cm_http_req *req, void *data)
         cm_json_add_u64(fs, "dirs", kc.fs.dirs);
         cm_json_add_u64(fs, "symlinks", kc.fs.symlinks);
         cm_json_add_u64(fs, "blocks_allocated", kc.fs.blocks_allocated);
+        cm_json_add_u64(fs, "orphan_below", kc.fs.orphan_below);
         cm_json_add_u64(fs, "gc_pending", kc.fs.gc_pending);
     }
     add_chunkservers(m, o, now);

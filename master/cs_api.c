@@ -16,7 +16,6 @@
 
 #define BLOCKS_PER_MESSAGE 8192  /* the chunkserver sends at most 4096 */
 #define GC_DEL_MAX         4096  /* garbage and orphan deletes per heartbeat answer */
-#define GC_ORPHAN_DELETES  0     /* see read_held */
 #define GC_ACK_SCAN        16384 /* pending garbage ids looked at per GC_ACK attempt */
 #define GC_ACK_INTERVAL_MS 1000  /* between GC_ACK attempts */
 
@@ -199,6 +198,7 @@ struct held_scan {
     uint64_t now_ms;
     uint64_t *refs, *del;
     size_t n_refs, n_del;
+    uint64_t next_block, orphan_below; /* the namespace's, as of the scan */
 };
 
 static void read_held(void *arg)
@@ -206,15 +206,13 @@ static void read_held(void *arg)
     struct held_scan *s = arg;
     struct ns_statfs st;
     ns_statfs(s->m->ns, &st);
-    /* Orphan deletes are off: the one-hour bound is the leader's alone, so a commit arriving
-     * later (a writer that held its stored blocks longer, a suspended client) would still be
-     * accepted for blocks already deleted. They come back once the bound is replicated and
-     * commits below it of unreferenced ids are refused. Until then orphans only cost space. */
-    uint64_t below = GC_ORPHAN_DELETES
-                         ? cs_orphan_below(s->m->cs, s->now_ms, st.blocks_allocated + 1)
-                         : 0;
-    ns_blocks_classify(s->m->ns, s->held, s->n, below, s->refs, &s->n_refs, s->del, &s->n_del,
-                       GC_DEL_MAX);
+    s->next_block = st.blocks_allocated + 1;
+    s->orphan_below = st.orphan_below;
+    /* The replicated bound, not this leader's soft one: every commit applied after it that
+     * names an unreferenced id below it is refused (CM_E_EXPIRED), so deleting such copies
+     * cannot lose a block a later commit references. */
+    ns_blocks_classify(s->m->ns, s->held, s->n, st.orphan_below, s->refs, &s->n_refs, s->del,
+                       &s->n_del, GC_DEL_MAX);
 }
 
 /* Sorts chunkserver id's copies: s->refs (the referenced ids it holds, sorted and distinct) and
@@ -299,6 +297,44 @@ static void gc_ack_maybe(struct master *m)
     free(wrapped);
     free(cmd);
     free(g);
+}
+
+static void orphan_bound_done(void *arg, int err, const void *result, size_t len)
+{
+    struct master *m = arg;
+    struct ns_result r;
+    if (err == 0 && ns_result_decode(result, len, &r) == 0) {
+        LOG_INFO("garbage: block ids below %llu that no file references are orphans now",
+                 (unsigned long long)r.value);
+        ns_result_clear(&r);
+    } else if (err != 0 && err != CM_E_NOT_LEADER) {
+        LOG_WARN("garbage: orphan bound not replicated: %s", cm_errname(err));
+    }
+    atomic_store(&m->orphan_busy, false);
+}
+
+/* Proposes an ORPHAN_BOUND when this leader knows of older ids than the replicated bound covers
+ * (one proposal at a time; the bound moves once per grace period of a leadership). next_block and
+ * replicated are the namespace's as a heartbeat's scan saw them. */
+static void orphan_bound_maybe(struct master *m, uint64_t next_block, uint64_t replicated)
+{
+    bool idle = false;
+    uint64_t grace = m->cfg.orphan_grace_ms ? m->cfg.orphan_grace_ms : CS_ORPHAN_GRACE_MS;
+    uint64_t below = cs_orphan_below(m->cs, master_now_ms(), grace, next_block);
+    if (below <= replicated || !atomic_compare_exchange_strong(&m->orphan_busy, &idle, true))
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct ns_req rq = {.now_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec};
+    void *cmd = NULL, *wrapped = NULL;
+    size_t len, wlen;
+    if (ns_cmd_orphan_bound(&rq, below, &cmd, &len) == 0 &&
+        master_fsm_wrap(MFSM_TAG_NS, cmd, len, &wrapped, &wlen) == 0)
+        rn_propose(m->node, wrapped, wlen, orphan_bound_done, m);
+    else
+        atomic_store(&m->orphan_busy, false);
+    free(wrapped);
+    free(cmd);
 }
 
 /* Adds the replicate commands for chunkserver id to cmds. */
@@ -388,6 +424,7 @@ static int h_heartbeat(struct cm_http_req *req, void *data)
     rc = cm_http_answer_json(req, 200, o);
     o = NULL;
     gc_ack_maybe(m);
+    orphan_bound_maybe(m, held.next_block, held.orphan_below);
 out:
     cJSON_Delete(o);
     free(held.refs);

@@ -39,7 +39,7 @@ struct cs_registry {
     uint64_t dead_timeout_ms;
     uint64_t term; /* of the leadership the soft state belongs to */
     uint64_t leader_since_ms;
-    /* Orphan watermark: next_block as seen at mark_ms, and the one seen CS_ORPHAN_GRACE_MS
+    /* Orphan watermark: next_block as seen at mark_ms, and the one seen a grace period
      * before that (ids below safe_block were allocated at least that long ago). */
     uint64_t mark_ms, mark_block, safe_block;
     struct inflight {
@@ -902,13 +902,14 @@ size_t cs_gc_unheld(struct cs_registry *r, uint64_t now_ms, const uint64_t *ids,
     return k;
 }
 
-uint64_t cs_orphan_below(struct cs_registry *r, uint64_t now_ms, uint64_t next_block)
+uint64_t cs_orphan_below(struct cs_registry *r, uint64_t now_ms, uint64_t grace_ms,
+                         uint64_t next_block)
 {
     pthread_mutex_lock(&r->mu);
     if (r->mark_ms == 0) {
         r->mark_ms = now_ms ? now_ms : 1;
         r->mark_block = next_block;
-    } else if (now_ms - r->mark_ms >= CS_ORPHAN_GRACE_MS) {
+    } else if (now_ms - r->mark_ms >= grace_ms) {
         r->safe_block = r->mark_block;
         r->mark_ms = now_ms ? now_ms : 1;
         r->mark_block = next_block;

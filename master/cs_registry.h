@@ -167,12 +167,14 @@ int cs_health_count(struct cs_registry *r, uint64_t now_ms, const uint64_t *ids,
  * Returns how many were put into out. */
 size_t cs_gc_unheld(struct cs_registry *r, uint64_t now_ms, const uint64_t *ids, size_t n,
                     uint64_t *out, size_t max);
-/* A block id bound: blocks below it were allocated at least CS_ORPHAN_GRACE_MS ago (next_block
- * is the namespace's next block id now; the bound is 0 during this leadership's first grace
- * period). A copy of such a block that no file references and that is not pending garbage is an
- * orphan: a client that allocated it has had the grace period to commit it. */
-#define CS_ORPHAN_GRACE_MS (60 * 60 * 1000)
-uint64_t cs_orphan_below(struct cs_registry *r, uint64_t now_ms, uint64_t next_block);
+/* A block id bound: blocks below it were allocated at least grace_ms ago (next_block is the
+ * namespace's next block id now; the bound is 0 during this leadership's first grace period).
+ * The leader replicates it (NS_OP_ORPHAN_BOUND); from then on a copy of such a block that no
+ * file references and that is not pending garbage is an orphan: a client that allocated it has
+ * had the grace period to commit it, and a later commit is refused. */
+#define CS_ORPHAN_GRACE_MS (60 * 60 * 1000) /* the default of --orphan-grace-s */
+uint64_t cs_orphan_below(struct cs_registry *r, uint64_t now_ms, uint64_t grace_ms,
+                         uint64_t next_block);
 /* Forgets all soft state (on losing or gaining leadership). */
 void cs_soft_reset(struct cs_registry *r);
 

@@ -38,6 +38,9 @@ static void usage(FILE *f)
             "  --heartbeat-ms MS         leader heartbeat interval (default 50)\n"
             "  --snapshot-entries N      snapshot after N log entries (default 10000)\n"
             "  --cs-dead-timeout-s S     a chunkserver silent this long is dead (default 30)\n"
+            "  --orphan-grace-s S        a stored block no file references, allocated this long\n"
+            "                            ago, is an orphan: deleted, and its commit refused\n"
+            "                            (default 3600; clients commit within 20 minutes)\n"
             "  --secret-file FILE        cluster secret every peer, admin and client call carries\n"
             "  --join                    join a running cluster as a non-voter (then add it with\n"
             "                            POST /admin/add-master on the leader)\n"
@@ -90,6 +93,7 @@ int main(int argc, char **argv)
         O_HEARTBEAT,
         O_SNAPSHOT,
         O_CS_DEAD,
+        O_ORPHAN_GRACE,
         O_SECRET,
         O_JOIN,
         O_NO_LEASE,
@@ -108,6 +112,7 @@ int main(int argc, char **argv)
         {"heartbeat-ms", required_argument, NULL, O_HEARTBEAT},
         {"snapshot-entries", required_argument, NULL, O_SNAPSHOT},
         {"cs-dead-timeout-s", required_argument, NULL, O_CS_DEAD},
+        {"orphan-grace-s", required_argument, NULL, O_ORPHAN_GRACE},
         {"secret-file", required_argument, NULL, O_SECRET},
         {"join", no_argument, NULL, O_JOIN},
         {"no-lease-read", no_argument, NULL, O_NO_LEASE},
@@ -168,6 +173,15 @@ int main(int argc, char **argv)
             if (cm_flag_u64(optarg, 1, 86400, &v) != 0)
                 return bad("--cs-dead-timeout-s", optarg, "must be 1-86400");
             cfg.cs_dead_timeout_ms = v * 1000;
+            break;
+        case O_ORPHAN_GRACE:
+            if (cm_flag_u64(optarg, 1, 30 * 86400, &v) != 0)
+                return bad("--orphan-grace-s", optarg, "must be 1-2592000");
+            if (v < 1200)
+                LOG_WARN("--orphan-grace-s %" PRIu64 ": under 1200, a client's commit of blocks "
+                         "it stored in time may be refused (BLOCK_EXPIRED)",
+                         v);
+            cfg.orphan_grace_ms = v * 1000;
             break;
         case O_SECRET:
             cfg.secret_file = optarg;

@@ -36,6 +36,7 @@ void master_config_default(struct master_config *cfg)
     cfg->heartbeat_ms = 50;
     cfg->snapshot_entries = 10000;
     cfg->cs_dead_timeout_ms = CS_DEFAULT_DEAD_TIMEOUT_MS;
+    cfg->orphan_grace_ms = CS_ORPHAN_GRACE_MS;
 }
 
 cJSON *master_leader_hint(struct master *m)

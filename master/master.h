@@ -40,6 +40,7 @@ struct master_config {
     /* Set (non-zero) by a signal handler: stop waiting for peers at bootstrap. May be NULL. */
     const volatile sig_atomic_t *stop;
     uint64_t cs_dead_timeout_ms; /* a chunkserver silent this long is dead */
+    uint64_t orphan_grace_ms;    /* unreferenced blocks allocated this long ago are orphans */
 };
 
 struct master {
@@ -62,6 +63,7 @@ struct master {
     atomic_bool gc_busy;
     atomic_uint_fast64_t gc_last_ms;
     atomic_uint_fast64_t gc_cursor;
+    atomic_bool orphan_busy; /* an ORPHAN_BOUND proposal is out */
 };
 
 /* Fills cfg with defaults. */

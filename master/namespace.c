@@ -73,6 +73,7 @@ void ns__state_clear(struct ns *ns)
     ns__gc_free(&ns->gc);
     ns__map_free(&ns->refs);
     ns->next_block = 1;
+    ns->orphan_below = 0;
     ns->applied = 0;
 }
 

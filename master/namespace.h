@@ -109,6 +109,7 @@ struct rn_fsm ns_fsm_ops(struct ns *ns);
  *   COMMIT   u64 ino, u64 gen, u64 off, u64 len, u64 size, u32 flags, u32 n_blocks, then per
  *            block u64 id, u32 len, u32 crc32c, u8 n_replicas, u32 replicas[n_replicas]
  *   GC_ACK   u32 n_ids (1 .. NS_MAX_GC_ACK), then n_ids u64 block ids (nonzero)
+ *   ORPHAN_BOUND  u64 below (nonzero)
  * Nothing may follow. The leader stamps its clock into now_ns before proposing (every replica
  * uses that time; no replica reads a clock).
  *
@@ -132,6 +133,7 @@ enum ns_op {
     NS_OP_ALLOC_BLOCKS, /* count: 1 .. NS_MAX_ALLOC_BLOCKS */
     NS_OP_COMMIT,       /* ino/gen; off, len, size, flags NS_COMMIT_*; blocks */
     NS_OP_GC_ACK,       /* ids: forget these pending garbage ids (others are ignored) */
+    NS_OP_ORPHAN_BOUND, /* count: the orphan bound rises to it (never falls) */
     NS_OP_COUNT_
 };
 
@@ -234,8 +236,9 @@ int ns_cmd_setattr(const struct ns_req *rq, uint64_t ino, uint64_t gen, const st
 int ns_cmd_alloc_blocks(const struct ns_req *rq, uint32_t count, void **out, size_t *len);
 /* The new blocks are laid end to end from off; their lengths must add up to len, and
  * off + len <= size. Block ids must come from NS_OP_ALLOC_BLOCKS and be new (CM_E_INVAL for one
- * never allocated or pending garbage). A block a client puts in two files stays referenced
- * until no extent of any file names it (the block index counts references). */
+ * never allocated or pending garbage; CM_E_EXPIRED for one below the orphan bound that no file
+ * references: its copies may be deleted as orphans). A block a client puts in two files stays
+ * referenced until no extent of any file names it (the block index counts references). */
 int ns_cmd_commit(const struct ns_req *rq, uint64_t ino, uint64_t gen, uint64_t off, uint64_t len,
                   uint64_t size, uint32_t flags, const struct ns_block *blocks, uint32_t n_blocks,
                   void **out, size_t *len_out);
@@ -244,6 +247,12 @@ int ns_cmd_commit(const struct ns_req *rq, uint64_t ino, uint64_t gen, uint64_t 
  * ignores the others, so applying it again changes nothing; value is how many it removed. */
 int ns_cmd_gc_ack(const struct ns_req *rq, const uint64_t *ids, uint32_t n_ids, void **out,
                   size_t *len);
+/* The leader proposes it (client 0) when the block ids below `below` were all allocated an
+ * orphan grace ago (docs/protocol.md, "Garbage"). Applying it raises the orphan bound to below
+ * (CM_E_INVAL above the ids allocated so far; a lower one changes nothing); from then on a
+ * commit naming an unreferenced id under the bound fails, so the leader may delete the copies
+ * chunkservers hold of such ids. value is the bound after it. */
+int ns_cmd_orphan_bound(const struct ns_req *rq, uint64_t below, void **out, size_t *len);
 
 /* ---- Results ----
  *
@@ -345,6 +354,7 @@ struct ns_statfs {
     uint64_t symlinks;
     uint64_t max_inodes;
     uint64_t blocks_allocated; /* block ids handed out so far */
+    uint64_t orphan_below;     /* unreferenced ids below it are orphans (NS_OP_ORPHAN_BOUND) */
     uint64_t applied;          /* last log index applied */
     uint64_t sessions;
     uint64_t gc_pending;

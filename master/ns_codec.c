@@ -189,6 +189,8 @@ static int validate(const struct ns_cmd *c)
         }
         return sum == c->len ? 0 : CM_E_INVAL;
     }
+    case NS_OP_ORPHAN_BOUND:
+        return c->count == 0 ? CM_E_INVAL : 0;
     case NS_OP_GC_ACK:
         if (c->n_ids == 0 || c->n_ids > NS_MAX_GC_ACK || c->ids == NULL)
             return CM_E_INVAL;
@@ -289,6 +291,9 @@ int ns_cmd_encode(const struct ns_cmd *c, void **out, size_t *len)
         w_u32(&w, c->n_ids);
         for (uint32_t i = 0; i < c->n_ids; i++)
             w_u64(&w, c->ids[i]);
+        break;
+    case NS_OP_ORPHAN_BOUND:
+        w_u64(&w, c->count);
         break;
     }
     if (w.err != 0) {
@@ -418,6 +423,9 @@ int ns_cmd_decode(const void *buf, size_t len, struct ns_cmd *c)
         c->ids = ids;
         break;
     }
+    case NS_OP_ORPHAN_BOUND:
+        c->count = r_u64(&r);
+        break;
     default:
         return CM_E_INVAL;
     }
@@ -576,6 +584,13 @@ int ns_cmd_gc_ack(const struct ns_req *rq, const uint64_t *ids, uint32_t n_ids, 
     struct ns_cmd c = base(rq, NS_OP_GC_ACK);
     c.ids = ids;
     c.n_ids = n_ids;
+    return ns_cmd_encode(&c, out, len);
+}
+
+int ns_cmd_orphan_bound(const struct ns_req *rq, uint64_t below, void **out, size_t *len)
+{
+    struct ns_cmd c = base(rq, NS_OP_ORPHAN_BOUND);
+    c.count = below;
     return ns_cmd_encode(&c, out, len);
 }
 

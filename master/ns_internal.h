@@ -110,6 +110,7 @@ struct ns {
     uint32_t n_free;
     uint64_t n_files, n_dirs, n_symlinks;
     uint64_t next_block;
+    uint64_t orphan_below; /* NS_OP_ORPHAN_BOUND: unreferenced ids below it are orphans */
     uint64_t applied;
     struct ns_session *sessions; /* uthash by client */
     struct ns_session *lru_head, *lru_tail;

@@ -496,9 +496,13 @@ static int op_commit(struct op *o)
         return CM_E_INVAL;
     if ((rc = access_ok(o, in, NS_MAY_WRITE)) != 0)
         return rc;
-    for (uint32_t i = 0; i < c->n_blocks; i++)
-        if (c->blocks[i].id >= o->ns->next_block || ns_gc_is_pending(o->ns, c->blocks[i].id))
+    for (uint32_t i = 0; i < c->n_blocks; i++) {
+        uint64_t id = c->blocks[i].id;
+        if (id >= o->ns->next_block || ns_gc_is_pending(o->ns, id))
             return CM_E_INVAL; /* never allocated, or freed and being deleted */
+        if (id < o->ns->orphan_below && ns_block_refs(o->ns, id) == 0)
+            return CM_E_EXPIRED; /* its copies may have been deleted as orphans */
+    }
     uint64_t size = (c->flags & NS_COMMIT_SET_SIZE) || c->size > in->size ? c->size : in->size;
     size_t n = ns__file_block_count(in);
     if ((rc = reserve_freed(o, 2 * n + c->n_blocks + 2)) != 0 ||
@@ -510,6 +514,16 @@ static int op_commit(struct op *o)
     in->mtime = in->ctime = c->now_ns;
     in->mode = ns_perm_kill_priv(o->cred, in->mode);
     add_attr(o, ino_of(o->ns, in));
+    return 0;
+}
+
+static int op_orphan_bound(struct op *o)
+{
+    if (o->c->count > o->ns->next_block)
+        return CM_E_INVAL; /* ids never allocated cannot be old enough */
+    if (o->c->count > o->ns->orphan_below)
+        o->ns->orphan_below = o->c->count;
+    o->r->value = o->ns->orphan_below;
     return 0;
 }
 
@@ -547,6 +561,7 @@ void ns__execute(struct ns *ns, const struct ns_cmd *c, struct ns_result *r)
         [NS_OP_ALLOC_BLOCKS] = op_alloc_blocks,
         [NS_OP_COMMIT] = op_commit,
         [NS_OP_GC_ACK] = op_gc_ack,
+        [NS_OP_ORPHAN_BOUND] = op_orphan_bound,
     };
     memset(r, 0, sizeof(*r));
     r->err = c->op < NS_OP_COUNT_ && ops[c->op] ? ops[c->op](&o) : CM_E_INVAL;

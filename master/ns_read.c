@@ -156,6 +156,7 @@ void ns_statfs(struct ns *ns, struct ns_statfs *out)
     out->symlinks = ns->n_symlinks;
     out->max_inodes = ns->cfg.max_inodes;
     out->blocks_allocated = ns->next_block - 1;
+    out->orphan_below = ns->orphan_below;
     out->applied = ns->applied;
     out->sessions = ns->n_sessions;
     out->gc_pending = ns->gc.live;

@@ -1,7 +1,8 @@
 /* Snapshots of the namespace: a compact stream (LEB128 varints) written through a 1 MiB buffer
  * and read back through one, with every structural invariant checked on the way in. Layout:
  *   "DFSNSSNP", u32 version,
- *   varints applied, next_block, n_slots, n_used, n_free,
+ *   varints applied, next_block, orphan_below (version 2 on; 0 in version 1), n_slots, n_used,
+ *     n_free,
  *   n_used inodes in inode order: ino delta, gen, mode, nlink, uid, gid, size, ctime (zigzag),
  *     mtime - ctime, atime - ctime (zigzag), then by type
  *       file: n_ext, each: gap from the previous end, block_off, len, id, block len, u32 crc,
@@ -24,7 +25,7 @@
 
 #define SNAP_MAGIC   "DFSNSSNP"
 #define SNAP_END     "DFSNSEND"
-#define SNAP_VERSION 1
+#define SNAP_VERSION 2 /* what is written; 1 is still read */
 #define SNAP_BUF     (1u << 20)
 #define MAX_RESULT   (1u << 29) /* above the largest result (every block of a file freed) */
 
@@ -151,6 +152,7 @@ int ns_snapshot_write(struct ns *ns, ns_write_fn fn, void *arg)
     sw_u32(&w, SNAP_VERSION);
     sw_var(&w, ns->applied);
     sw_var(&w, ns->next_block);
+    sw_var(&w, ns->orphan_below);
     sw_var(&w, ns->n_slots);
     sw_var(&w, n_used);
     sw_var(&w, ns->n_free);
@@ -573,18 +575,19 @@ static int read_all(struct sreader *r, struct ns *t)
     char magic[8];
     sr_bytes(r, magic, 8);
     uint32_t version = sr_u32(r);
-    if (r->err || memcmp(magic, SNAP_MAGIC, 8) != 0 || version != SNAP_VERSION)
+    if (r->err || memcmp(magic, SNAP_MAGIC, 8) != 0 || version < 1 || version > SNAP_VERSION)
         return CM_E_STORE;
     t->applied = sr_var(r);
     t->next_block = sr_var(r);
+    t->orphan_below = version >= 2 ? sr_var(r) : 0;
     uint64_t n_slots = sr_max(r, UINT32_MAX);
     uint64_t n_used = sr_var(r);
     uint64_t n_free = sr_var(r);
     if (r->err)
         return r->err;
     /* A used slot takes at least 10 bytes, a free one 2: bound the table by the file size. */
-    if (t->next_block == 0 || n_used == 0 || n_slots < 2 || n_used + n_free + 1 != n_slots ||
-        n_slots > sr_remaining(r) / 2 + 2)
+    if (t->next_block == 0 || t->orphan_below > t->next_block || n_used == 0 || n_slots < 2 ||
+        n_used + n_free + 1 != n_slots || n_slots > sr_remaining(r) / 2 + 2)
         return CM_E_STORE;
     t->inodes = calloc(n_slots, sizeof(struct ns_inode));
     if (t->inodes == NULL)

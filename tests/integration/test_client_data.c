@@ -5,8 +5,8 @@
  * blocks sent to their chunkservers side by side, reads
  * falling back past a dead and a damaged replica, a leader kill -9 in the middle of writing,
  * placement after a master restart, close-to-open visibility, parallel writers, errors reported
- * once, paged block listings, and the read-ahead (used by sequential reads, also out of order,
- * and never read after a write). */
+ * once, paged block listings, the read-ahead (used by sequential reads, also out of order, and
+ * never read after a write), and the commit of stored blocks by age. */
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -1088,5 +1088,35 @@ Test(client_data, a_window_read_ahead_before_a_write_is_not_read, .timeout = 120
     check_fresh(fs, fh_of(&a), data, n, BS, "after both writes");
     free(data);
     free(got);
+    finish(c, fs);
+}
+
+/* ---- 14. stored blocks a quiet writer left are committed by age ---- */
+
+Test(client_data, commit_aged_commits_stored_blocks_that_waited, .timeout = 120)
+{
+    struct tc_cluster *c = start(1, 3, 0, NULL);
+    struct dfs *fs = open_fs(c);
+    const size_t n = BS + 1000; /* one whole block (stored at once) and 1000 bytes buffered */
+    uint8_t *data = xmalloc(n);
+    struct dfs_attr a = create_file(fs, "quiet"), got;
+    struct dfs_file *f = NULL;
+    rnd_fill(data, n, 17);
+    cr_assert_eq(dfs_file_open(fs, NULL, fh_of(&a), &f), 0);
+    cr_assert_eq(dfs_file_write(f, 0, data, n), 0);
+    cr_assert_eq(dfs_file_commit_aged(f, 3600 * 1000), 0);
+    cr_assert_eq(dfs_getattr(fs, NULL, fh_of(&a), &got), 0);
+    cr_assert_eq(got.size, 0, "committed before it was that old");
+    cr_assert_eq(dfs_file_commit_aged(f, 0), 0);
+    cr_assert_eq(dfs_getattr(fs, NULL, fh_of(&a), &got), 0);
+    cr_assert_eq(got.size, BS, "the stored block is committed, the buffered bytes are not");
+    uint64_t end = 0;
+    cr_assert(dfs_file_dirty(f, &end));
+    cr_assert_eq(end, n);
+    cr_assert_eq(dfs_file_flush(f, NULL), 0);
+    cr_assert_not(dfs_file_dirty(f, NULL));
+    dfs_file_close(f);
+    check_fresh(fs, fh_of(&a), data, n, 4096, "after the aged commit and the flush");
+    free(data);
     finish(c, fs);
 }

@@ -1,6 +1,8 @@
 /* Three masters and three real dfs-chunkservers: blocks of deleted files are deleted on the
  * chunkservers and the leader acknowledges them (GC_ACK), so its pending garbage goes back to
- * 0; a chunkserver that is dead does not hold the acknowledgement up. */
+ * 0; a chunkserver that is dead does not hold the acknowledgement up. A block stored and never
+ * committed is deleted as an orphan once the replicated orphan bound passes it, and its late
+ * commit is refused. */
 #include <criterion/criterion.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -128,5 +130,103 @@ Test(cs_gc, a_dead_chunkserver_does_not_hold_up_acknowledgement, .timeout = 180)
     start_cluster(&c, ids);
     write_and_delete(&c, ids, blocks, 2);
     wait_collected(&c, blocks, 2);
+    tc_destroy(&c);
+}
+
+/* ---- orphans ---- */
+
+#define ORPHAN_ARGS "--cs-dead-timeout-s 2 --orphan-grace-s 1"
+
+/* The orphan bound master i has applied (0 when it does not answer). */
+static uint64_t orphan_below_at(struct tc_cluster *c, int i)
+{
+    cJSON *s = tc_status(c, i);
+    uint64_t v = 0;
+    if (s != NULL)
+        cm_json_get_u64(cJSON_GetObjectItemCaseSensitive(s, "namespace"), "orphan_below", &v);
+    cJSON_Delete(s);
+    return v;
+}
+
+Test(cs_gc, a_block_never_committed_is_deleted_and_its_late_commit_refused, .timeout = 180)
+{
+    struct tc_cluster c;
+    uint64_t ids[N_CS], seq = 0;
+    tc_init(&c, 3, ORPHAN_ARGS);
+    tc_start_all(&c);
+    cr_assert_geq(tc_wait_leader(&c, T_LEADER_MS), 0, "no leader");
+    for (int k = 0; k < N_CS; k++)
+        tc_cs_start(&c, k, 0, CS_ARGS);
+    tc_wait_cs_alive(&c, N_CS, ids, T_GC_MS);
+    uint64_t kept = write_file(&c, ids, 0, &seq); /* committed: referenced */
+
+    /* A client that stores a block and never commits it (it crashed, or sat on it too long). */
+    cJSON *a = tc_post_fmt(&c, "/v1/fs/create",
+                           "{\"client\":9,\"seq\":%llu,\"parent\":1,\"pgen\":1,\"name\":\"late\","
+                           "\"mode\":420,\"excl\":true}",
+                           (unsigned long long)++seq);
+    const cJSON *attr = cJSON_GetObjectItemCaseSensitive(a, "attr");
+    uint64_t ino = 0, gen = 0, orphan = 0;
+    cm_json_get_u64(attr, "ino", &ino);
+    cm_json_get_u64(attr, "gen", &gen);
+    cJSON_Delete(a);
+    a = tc_post_fmt(&c, "/v1/fs/alloc-blocks", "{\"client\":9,\"seq\":%llu,\"count\":1}",
+                    (unsigned long long)++seq);
+    cm_json_get_u64(a, "value", &orphan);
+    cJSON_Delete(a);
+    static uint8_t data[BLOCK_LEN];
+    memset(data, 0x5a, sizeof(data));
+    char url[256];
+    snprintf(url, sizeof(url),
+             "http://127.0.0.1:%u/blocks/%016llx?pipeline=127.0.0.1:%u,127.0.0.1:%u", c.cs[0].port,
+             (unsigned long long)orphan, c.cs[1].port, c.cs[2].port);
+    struct cm_http_call put = {.method = "PUT", .url = url, .body = data, .body_len = sizeof(data)};
+    struct cm_http_response r = {0};
+    cr_assert_eq(cm_http_call(c.http, &put, &r), 0, "block PUT");
+    uint64_t crc = 0;
+    cm_json_get_u64(r.json, "crc32c", &crc);
+    cm_http_response_clear(&r);
+    for (int k = 0; k < N_CS; k++)
+        cr_assert_eq(get_block(&c, k, orphan), 0, "stored on chunkserver %d", k);
+
+    /* The bound passes it (one grace to record it, one to age it), then every copy goes. */
+    uint64_t deadline = tc_now_ms() + T_GC_MS;
+    for (;;) {
+        int leader = tc_wait_leader(&c, T_LEADER_MS);
+        bool gone = true;
+        for (int k = 0; k < N_CS; k++)
+            if (get_block(&c, k, orphan) != CM_E_NOENT)
+                gone = false;
+        if (gone && leader >= 0 && orphan_below_at(&c, leader) > orphan)
+            break;
+        cr_assert_lt(tc_now_ms(), deadline, "orphan %llu: deleted %d, bound %llu",
+                     (unsigned long long)orphan, gone,
+                     (unsigned long long)(leader >= 0 ? orphan_below_at(&c, leader) : 0));
+        usleep(100 * 1000);
+    }
+    for (int k = 0; k < N_CS; k++)
+        cr_assert_eq(get_block(&c, k, kept), 0, "a referenced block stays on chunkserver %d", k);
+
+    /* Its commit now: refused on every master alike, never a file pointing at a deleted block. */
+    char body[512];
+    snprintf(body, sizeof(body),
+             "{\"client\":9,\"seq\":%llu,\"ino\":%llu,\"gen\":%llu,\"off\":0,\"len\":%d,"
+             "\"size\":%d,\"blocks\":[{\"id\":%llu,\"len\":%d,\"crc32c\":%llu,"
+             "\"replicas\":[%llu,%llu,%llu]}]}",
+             (unsigned long long)++seq, (unsigned long long)ino, (unsigned long long)gen, BLOCK_LEN,
+             BLOCK_LEN, (unsigned long long)orphan, BLOCK_LEN, (unsigned long long)crc,
+             (unsigned long long)ids[0], (unsigned long long)ids[1], (unsigned long long)ids[2]);
+    cJSON *b = cJSON_Parse(body), *ans = NULL;
+    cr_assert_eq(tc_post(&c, "/v1/fs/commit", b, &ans, 10000), CM_E_EXPIRED);
+    cJSON_Delete(b);
+    cJSON_Delete(ans);
+
+    /* The bound is replicated state: a new leader has it. */
+    int leader = tc_wait_leader(&c, T_LEADER_MS);
+    uint64_t bound = orphan_below_at(&c, leader);
+    tc_kill(&c, leader);
+    int next = tc_wait_leader(&c, T_LEADER_MS);
+    cr_assert_geq(next, 0, "no new leader");
+    cr_assert_geq(orphan_below_at(&c, next), bound);
     tc_destroy(&c);
 }

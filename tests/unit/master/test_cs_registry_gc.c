@@ -116,10 +116,12 @@ Test(cs_gc, held_merges_sound_and_corrupt)
 
 Test(cs_gc, orphan_bound_lags_one_grace_period)
 {
-    cr_assert_eq(cs_orphan_below(R, 100, 50), 0, "nothing is old enough at first");
-    cr_assert_eq(cs_orphan_below(R, 100 + CS_ORPHAN_GRACE_MS - 1, 80), 0);
-    cr_assert_eq(cs_orphan_below(R, 100 + CS_ORPHAN_GRACE_MS, 90), 50);
-    cr_assert_eq(cs_orphan_below(R, 100 + 2 * CS_ORPHAN_GRACE_MS, 120), 90);
+    cr_assert_eq(cs_orphan_below(R, 100, CS_ORPHAN_GRACE_MS, 50), 0,
+                 "nothing is old enough at first");
+    cr_assert_eq(cs_orphan_below(R, 100 + CS_ORPHAN_GRACE_MS - 1, CS_ORPHAN_GRACE_MS, 80), 0);
+    cr_assert_eq(cs_orphan_below(R, 100 + CS_ORPHAN_GRACE_MS, CS_ORPHAN_GRACE_MS, 90), 50);
+    cr_assert_eq(cs_orphan_below(R, 100 + 2 * CS_ORPHAN_GRACE_MS, CS_ORPHAN_GRACE_MS, 120), 90);
     cs_leader_term(R, 2, 5);
-    cr_assert_eq(cs_orphan_below(R, 10, 200), 0, "a new leadership starts over");
+    cr_assert_eq(cs_orphan_below(R, 10, CS_ORPHAN_GRACE_MS, 200), 0,
+                 "a new leadership starts over");
 }

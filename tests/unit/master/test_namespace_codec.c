@@ -57,6 +57,8 @@ static int all_commands(void *cmds[], size_t lens[])
     static const uint64_t gc_ids[] = {1ull << 50, 7};
     cr_assert_eq(ns_cmd_gc_ack(&rq, gc_ids, 2, &cmds[n], &lens[n]), 0);
     n++;
+    cr_assert_eq(ns_cmd_orphan_bound(&rq, 1ull << 40, &cmds[n], &lens[n]), 0);
+    n++;
     return n;
 }
 
@@ -73,7 +75,7 @@ Test(codec, round_trip_every_op)
         cr_assert_eq(c.client, 0x1122334455667788ull);
         cr_assert_eq(c.seq, 99);
         cr_assert_eq(c.now_ns, -12345);
-        if (c.op != NS_OP_GC_ACK) {
+        if (c.op != NS_OP_GC_ACK && c.op != NS_OP_ORPHAN_BOUND) {
             cr_assert(c.has_cred);
             cr_assert_eq(c.cred.uid, 5);
             cr_assert_eq(c.cred.gid, 6);
@@ -133,6 +135,9 @@ Test(codec, round_trip_every_op)
             cr_assert_eq(c.blocks[1].id, 4);
             cr_assert_eq(c.blocks[1].n_replicas, NS_MAX_REPLICAS);
             cr_assert_eq(c.blocks[0].crc32c, t_block(3, 100).crc32c);
+            break;
+        case NS_OP_ORPHAN_BOUND:
+            cr_assert_eq(c.count, 1ull << 40);
             break;
         case NS_OP_GC_ACK:
             cr_assert_eq(c.n_ids, 2);

@@ -422,6 +422,152 @@ Test(ns_index, gc_ack_rejects_bad_commands)
     free(c);
 }
 
+/* ---- ORPHAN_BOUND ---- */
+
+static int bound(uint64_t below, uint64_t *now_below)
+{
+    void *c;
+    size_t len;
+    struct ns_req rq = {.now_ns = T.now}; /* client 0: the leader's internal command */
+    struct ns_result res;
+    cr_assert_eq(ns_cmd_orphan_bound(&rq, below, &c, &len), 0);
+    int err = t_apply_on(T.ns, c, len, &res);
+    if (now_below != NULL)
+        *now_below = res.value;
+    ns_result_clear(&res);
+    return err;
+}
+
+static uint64_t orphan_below(struct ns *ns)
+{
+    struct ns_statfs st;
+    ns_statfs(ns, &st);
+    return st.orphan_below;
+}
+
+Test(ns_index, orphan_bound_refuses_late_commits_of_unreferenced_ids)
+{
+    t_init(NULL);
+    struct ns_attr r = t_root(), f, g;
+    uint64_t first, below;
+    cr_assert_eq(t_create(&r, "f", 0644, 0, &f), 0);
+    cr_assert_eq(t_create(&r, "g", 0644, 0, &g), 0);
+    cr_assert_eq(t_alloc(4, &first), 0); /* ids first .. first + 3 */
+    struct ns_block b0 = t_block(first, 10), b1 = t_block(first + 1, 10),
+                    b3 = t_block(first + 3, 10);
+    cr_assert_eq(t_commit(&f, 0, 10, 10, 0, &b0, 1, NULL), 0); /* referenced before the bound */
+    cr_assert_eq(orphan_below(T.ns), 0);
+
+    cr_assert_eq(bound(first + 3, &below), 0);
+    cr_assert_eq(below, first + 3);
+    cr_assert_eq(orphan_below(T.ns), first + 3);
+    /* Unreferenced and below the bound: its copies may be deleted, so it cannot be committed. */
+    cr_assert_eq(t_commit(&g, 0, 10, 10, 0, &b1, 1, NULL), CM_E_EXPIRED);
+    /* A referenced id below the bound may be committed again (a second file, an overwrite). */
+    cr_assert_eq(t_commit(&g, 0, 10, 10, 0, &b0, 1, NULL), 0);
+    /* At and above the bound: still a client's to commit. */
+    cr_assert_eq(t_commit(&g, 10, 10, 20, 0, &b3, 1, NULL), 0);
+
+    /* Never lowered, never past the ids allocated. */
+    cr_assert_eq(bound(first, &below), 0);
+    cr_assert_eq(below, first + 3, "a lower bound changes nothing");
+    struct ns_statfs st;
+    ns_statfs(T.ns, &st);
+    cr_assert_eq(bound(st.blocks_allocated + 2, NULL), CM_E_INVAL);
+    cr_assert_eq(bound(st.blocks_allocated + 1, &below), 0);
+    cr_assert_eq(below, st.blocks_allocated + 1);
+
+    /* Once freed and acknowledged, an id under the bound stays uncommittable. */
+    cr_assert_eq(t_unlink(&r, "f", NULL), 0);
+    cr_assert_eq(t_unlink(&r, "g", NULL), 0);
+    uint64_t ids[2] = {first, first + 3}, dropped;
+    ack(ids, 2, &dropped);
+    cr_assert_eq(dropped, 2);
+    struct ns_attr h;
+    cr_assert_eq(t_create(&r, "h", 0644, 0, &h), 0);
+    cr_assert_eq(t_commit(&h, 0, 10, 10, 0, &b0, 1, NULL), CM_E_EXPIRED);
+    t_check_invariants(T.ns);
+    t_fini();
+}
+
+/* Where the orphan bound's varint sits in a version 2 snapshot: after the magic, the version and
+ * the varints applied and next_block. */
+static size_t varint_len(const uint8_t *p)
+{
+    size_t n = 1;
+    while (*p++ & 0x80)
+        n++;
+    return n;
+}
+
+Test(ns_index, orphan_bound_survives_snapshots_and_version_1_loads)
+{
+    t_init(NULL);
+    struct ns_attr r = t_root(), f;
+    uint64_t id;
+    cr_assert_eq(t_create(&r, "f", 0644, 0, &f), 0);
+    cr_assert_eq(t_write(&f, 0, 10, &id, NULL), 0);
+    cr_assert_eq(bound(id + 1, NULL), 0);
+    struct sbuf s = t_snapshot(T.ns);
+    struct ns *o;
+    cr_assert_eq(ns_new(NULL, &o), 0);
+    cr_assert_eq(t_restore(o, s.p, s.n), 0);
+    cr_assert_eq(orphan_below(o), id + 1);
+    ns_free(o);
+    free(s.p);
+
+    /* A namespace without a bound, written as version 1 (no bound varint): loads with 0. */
+    t_fini();
+    t_init(NULL);
+    r = t_root();
+    cr_assert_eq(t_create(&r, "f", 0644, 0, &f), 0);
+    cr_assert_eq(t_write(&f, 0, 10, &id, NULL), 0);
+    s = t_snapshot(T.ns);
+    const uint8_t *p = (const uint8_t *)s.p;
+    cr_assert_eq(p[8], 2, "snapshots are written as version 2");
+    size_t at = 12;
+    at += varint_len(p + at); /* applied */
+    at += varint_len(p + at); /* next_block */
+    cr_assert_eq(p[at], 0, "the bound, 0");
+    uint8_t *v1 = malloc(s.n - 1);
+    cr_assert_not_null(v1);
+    memcpy(v1, s.p, at);
+    memcpy(v1 + at, p + at + 1, s.n - at - 1);
+    v1[8] = 1;
+    cr_assert_eq(ns_new(NULL, &o), 0);
+    cr_assert_eq(t_restore(o, v1, s.n - 1), 0);
+    cr_assert_eq(orphan_below(o), 0);
+    char *a = t_dump(T.ns), *b = t_dump(o);
+    cr_assert_str_eq(a, b);
+    free(a);
+    free(b);
+    v1[8] = 3;
+    struct ns *o3;
+    cr_assert_eq(ns_new(NULL, &o3), 0);
+    cr_assert_eq(t_restore(o3, v1, s.n - 1), CM_E_STORE, "a version from the future");
+    ns_free(o3);
+    ns_free(o);
+    free(v1);
+    free(s.p);
+    t_fini();
+}
+
+Test(ns_index, orphan_bound_rejects_bad_commands)
+{
+    struct ns_req rq = {0};
+    void *c;
+    size_t len;
+    cr_assert_eq(ns_cmd_orphan_bound(&rq, 0, &c, &len), CM_E_INVAL);
+    cr_assert_eq(ns_cmd_orphan_bound(&rq, 77, &c, &len), 0);
+    struct ns_cmd d;
+    cr_assert_eq(ns_cmd_decode(c, len - 1, &d), CM_E_INVAL, "truncated");
+    cr_assert_eq(ns_cmd_decode(c, len, &d), 0);
+    cr_assert_eq(d.op, NS_OP_ORPHAN_BOUND);
+    cr_assert_eq(d.count, 77);
+    ns_cmd_clear(&d);
+    free(c);
+}
+
 /* ---- A chunkserver's copies sorted for deletes ---- */
 
 Test(ns_index, classify_held_copies)

@@ -789,9 +789,35 @@ Test(snapshot, header_free_list_sessions)
     s.p[0] = 'X';
     assert_refused(b, s.p, s.n, "magic");
     s.p[0] = 'D';
-    s.p[8] = 2;
+    s.p[8] = 3;
     assert_refused(b, s.p, s.n, "version");
+    s.p[8] = 0;
+    assert_refused(b, s.p, s.n, "version 0");
     free(s.p);
+    /* Version 2: an orphan bound above the ids allocated. */
+    for (uint64_t below = 1; below <= 2; below++) {
+        uint8_t v2[4] = {2, 0, 0, 0};
+        s = (struct sbuf){0};
+        put_bytes(&s, "DFSNSSNP", 8);
+        put_bytes(&s, v2, 4);
+        put_var(&s, 42); /* applied */
+        put_var(&s, 1);  /* next_block */
+        put_var(&s, below);
+        put_var(&s, 2); /* n_slots */
+        put_var(&s, 1); /* n_used */
+        put_var(&s, 0); /* n_free */
+        put_inode(&s, 1, S_IFDIR | 0755, 2, 0);
+        put_dir(&s, 1, 0, NULL, NULL);
+        put_tail(&s);
+        if (below == 1) {
+            struct ns *ok = fresh();
+            cr_assert_eq(t_restore(ok, s.p, s.n), 0, "a bound at next_block loads");
+            ns_free(ok);
+        } else {
+            assert_refused(b, s.p, s.n, "orphan bound above next_block");
+        }
+        free(s.p);
+    }
     /* Counts that do not add up. */
     s = (struct sbuf){0};
     put_header(&s, 1, 3, 1, 0);
@@ -960,8 +986,7 @@ Test(snapshot, large_namespace_round_trip, .timeout = 120)
                 for (int f = 0; f < 75; f++) {
                     struct ns_attr fa;
                     snprintf(nm, sizeof(nm), "file%02d", f);
-                    cr_assert_eq(t_create(&leaf, nm, f % 7 ? 0644 : 06755, NS_CREATE_EXCL, &fa),
-                                 0);
+                    cr_assert_eq(t_create(&leaf, nm, f % 7 ? 0644 : 06755, NS_CREATE_EXCL, &fa), 0);
                     if (f < 10)
                         files[f] = fa;
                     if (f % 5 == 4)
@@ -975,8 +1000,8 @@ Test(snapshot, large_namespace_round_trip, .timeout = 120)
                         total += b[k].len;
                     }
                     uint64_t off = f % 4 == 0 ? 1000 : 0; /* a hole first */
-                    cr_assert_eq(t_commit(&fa, off, total, off + total + (uint64_t)(f % 2) * 50,
-                                          0, b, nb, NULL),
+                    cr_assert_eq(t_commit(&fa, off, total, off + total + (uint64_t)(f % 2) * 50, 0,
+                                          b, nb, NULL),
                                  0);
                     if (f % 11 == 0) { /* truncated into its blocks */
                         struct ns_setattr sa = {.valid = NS_SET_SIZE | NS_SET_MODE,
