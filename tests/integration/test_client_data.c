@@ -967,26 +967,13 @@ Test(client_data, members_after_a_broken_hop_are_not_given_up, .timeout = 120)
 
 #define RA (8u << 20) /* client/dfs_data.c's READAHEAD: the window fetched past a read */
 
-static struct dfs_attr stored_file(struct dfs *fs, const char *name, uint8_t *data, size_t n,
-                                   uint64_t seed)
-{
-    struct dfs_attr a = create_file(fs, name);
-    struct dfs_file *f = NULL;
-    rnd_fill(data, n, seed);
-    cr_assert_eq(dfs_file_open(fs, NULL, fh_of(&a), &f), 0);
-    write_all(f, data, n, seed);
-    cr_assert_eq(dfs_file_flush(f, NULL), 0);
-    dfs_file_close(f);
-    return a;
-}
-
 Test(client_data, sequential_reads_go_on_into_the_window_read_ahead, .timeout = 120)
 {
     struct tc_cluster *c = start(1, 3, 0, NULL);
     struct dfs *fs = open_fs(c);
     const size_t n = 3 * RA + 12345, step = 128 * 1024;
     uint8_t *data = xmalloc(n), *got = xmalloc(n);
-    struct dfs_attr a = stored_file(fs, "ra", data, n, 13);
+    struct dfs_attr a = write_file(fs, "ra", data, n, 13);
     struct dfs_data_stats st0, st1;
 
     dfs_data_stats(fs, &st0);
@@ -1054,7 +1041,7 @@ Test(client_data, a_window_read_ahead_before_a_write_is_not_read, .timeout = 120
     struct dfs *fs = open_fs(c);
     const size_t n = 2 * RA + 100;
     uint8_t *data = xmalloc(n), *got = xmalloc(BS);
-    struct dfs_attr a = stored_file(fs, "raw", data, n, 14);
+    struct dfs_attr a = write_file(fs, "raw", data, n, 14);
     struct dfs_file *r = NULL, *w = NULL;
     struct dfs_data_stats st;
     size_t g = 0;
