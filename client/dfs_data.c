@@ -1145,10 +1145,11 @@ static void *readahead_main(void *arg)
     pthread_mutex_lock(&f->mu);
     uint64_t gen = f->pf_gen, off = f->pfoff;
     size_t len = f->pflen;
+    char *buf = f->pf; /* this thread's while pf_busy: nothing else moves or frees it */
     rc = gen == f->gen ? plan_range(f, off, len, &pl) : CM_E_CANCELED;
     pthread_mutex_unlock(&f->mu);
     if (rc == 0) {
-        rc = fetch_plan(f->fs, &pl, f->pf, len);
+        rc = fetch_plan(f->fs, &pl, buf, len);
         plan_free(&pl);
     }
     pthread_mutex_lock(&f->mu);

@@ -45,7 +45,7 @@ static void gf2_square(uint32_t *square, const uint32_t *mat)
         square[n] = gf2_times(mat, mat[n]);
 }
 
-/* Tables that move a (raw) CRC over len zero bytes, len a power of two of at least 2. */
+/* Tables that move a (raw) CRC over len zero bytes (len a power of two). */
 static void build_shift(uint32_t t[4][256], size_t len)
 {
     uint32_t odd[32], even[32], *op = NULL;
