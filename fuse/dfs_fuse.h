@@ -37,7 +37,8 @@ struct fz_options {
     double attr_timeout, entry_timeout;
     double negative_timeout; /* how long a name found absent is cached (not given: entry_timeout) */
     unsigned block_size, replication, op_timeout_s;
-    unsigned dir_cache; /* lookups answered from listings (libdfs's dfs_lookup_cached) */
+    unsigned dir_cache;    /* lookups answered from listings (libdfs's dfs_lookup_cached) */
+    unsigned commit_age_s; /* stored blocks of files kept open are committed once this old */
 };
 
 #define FZ_GROUPS_MAX  32   /* supplementary groups sent with a caller's credential */
@@ -69,10 +70,10 @@ void fz_dir_attr(void *ctx, const struct dfs_attr *a);
 extern const struct fuse_lowlevel_ops fz_ops;
 /* Commits what open files still buffer; called once the session loop has ended. */
 void fz_flush_all(struct fz *z);
-/* The aging thread (arg: the struct fz): every minute, commits the stored blocks of open files
- * that have waited DFS_PEND_MAX_AGE_MS (a program that wrote a block and went quiet would
- * otherwise have its commit refused once the blocks are an orphan grace old). Ends when
- * z->stopping is set (under mu, with stop_cv signalled). */
+/* The aging thread (arg: the struct fz): every minute (or commit_age_s, when shorter), commits
+ * the stored blocks of open files that have waited opt.commit_age_s (a program that wrote a
+ * block and went quiet would otherwise have its commit refused once the blocks are an orphan
+ * grace old). Ends when z->stopping is set (under mu, with stop_cv signalled). */
 void *fz_aging_main(void *arg);
 
 /* ---- the node table (nodes.c); callers hold fz->mu ---- */

@@ -32,6 +32,7 @@ static const struct fuse_opt opt_spec[] = {
     OPT("replication=%u", replication),
     OPT("op_timeout=%u", op_timeout_s),
     OPT("dir_cache=%u", dir_cache),
+    OPT("commit_age=%u", commit_age_s),
     FUSE_OPT_KEY("-h", KEY_HELP),
     FUSE_OPT_KEY("--help", KEY_HELP),
     FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -102,6 +103,10 @@ static void usage(const char *prog)
            "    -o dir_cache=0|1         lookups of many names in one directory are answered\n"
            "                             from its listing, fetched at most the smallest of\n"
            "                             the three timeouts ago (default 1)\n"
+           "    -o commit_age=SECONDS    blocks a file kept open has stored are committed\n"
+           "                             once this old, without a write or close (default\n"
+           "                             600, at most 1200: the masters refuse commits of\n"
+           "                             blocks an orphan grace old)\n"
            "    -o log_level=LEVEL       debug, info, warn, error (default warn)\n"
            "Generic mount options (allow_other, ro, noatime, _netdev, ...) are accepted;\n"
            "default_permissions is always on: modes and owners are enforced.\n"
@@ -138,6 +143,7 @@ int main(int argc, char **argv)
     ps.o.entry_timeout = 1.0;
     ps.o.negative_timeout = NAN; /* not given */
     ps.o.dir_cache = 1;
+    ps.o.commit_age_s = DFS_PEND_MAX_AGE_MS / 1000;
     if (fuse_opt_parse(&args, &ps, opt_spec, parse_key) != 0)
         return 2;
     if (isnan(ps.o.negative_timeout))
@@ -180,6 +186,10 @@ int main(int argc, char **argv)
         ret = mount_error("attr_timeout, entry_timeout and negative_timeout cannot be "
                           "negative%s%s",
                           "", "");
+        goto out_args;
+    }
+    if (z.opt.commit_age_s < 1 || z.opt.commit_age_s > 1200) {
+        ret = mount_error("bad commit_age%s%s: 1 to 1200 seconds", "", "");
         goto out_args;
     }
     cm_log_init("dfs", copts.debug ? CM_LOG_DEBUG : level);

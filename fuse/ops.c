@@ -296,19 +296,21 @@ void fz_flush_all(struct fz *z)
     pthread_mutex_unlock(&z->mu);
 }
 
-#define AGING_INTERVAL_MS 60000
+#define AGING_INTERVAL_S 60
 
 void *fz_aging_main(void *arg)
 {
     struct fz *z = arg;
     struct node **pinned = NULL, *n, *t;
     size_t cap = 0;
+    unsigned age_s = z->opt.commit_age_s ? z->opt.commit_age_s : DFS_PEND_MAX_AGE_MS / 1000;
+    unsigned every_s = age_s < AGING_INTERVAL_S ? age_s : AGING_INTERVAL_S;
 
     pthread_mutex_lock(&z->mu);
     while (!z->stopping) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += AGING_INTERVAL_MS / 1000;
+        ts.tv_sec += every_s;
         pthread_cond_timedwait(&z->stop_cv, &z->mu, &ts);
         if (z->stopping)
             break;
@@ -333,10 +335,10 @@ void *fz_aging_main(void *arg)
         }
         pthread_mutex_unlock(&z->mu);
         for (size_t i = 0; i < k; i++) {
-            int rc = dfs_file_commit_aged(pinned[i]->file, DFS_PEND_MAX_AGE_MS);
+            int rc = dfs_file_commit_aged(pinned[i]->file, (uint64_t)age_s * 1000);
             if (rc != 0)
-                LOG_ERROR("fuse: inode %" PRIu64 ": committing blocks stored %d minutes ago: %s",
-                          pinned[i]->ino, DFS_PEND_MAX_AGE_MS / 60000, cm_strerror(rc));
+                LOG_ERROR("fuse: inode %" PRIu64 ": committing blocks stored %u s ago: %s",
+                          pinned[i]->ino, age_s, cm_strerror(rc));
             node_put(z, pinned[i]);
         }
         pthread_mutex_lock(&z->mu);

@@ -3,7 +3,8 @@
  * answers), permissions as another user, close-to-open consistency between two mounts, cp -r of
  * /usr/include and rm -rf of it and of directories of many sizes, a cp -r of 2,000 files that
  * survives kill -9 of the leader, mount -t fuse.dfs as mount(8) and fstab run it, clear errors for
- * an unreachable cluster, clean unmounts, and `make stop` of a `make run` from another build. */
+ * an unreachable cluster, clean unmounts, `make stop` of a `make run` from another build, and
+ * the commit of stored blocks of a file kept open. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <signal.h>
@@ -137,6 +138,47 @@ Test(fuse, close_to_open_between_two_mounts)
                  0);
     tc_umount(&n);
     tc_umount(&z);
+    tc_umount(&a);
+    tc_umount(&b);
+    finish(c);
+}
+
+/* A program that writes blocks and keeps its file open without writing more: the mount commits
+ * the stored blocks once they are commit_age old (1 s here), so another mount sees them before
+ * the close (and the masters never get them too late to commit). */
+Test(fuse, stored_blocks_of_a_file_kept_open_are_committed_by_age)
+{
+    struct tc_cluster *c = start();
+    struct tc_mount a, b;
+
+    tc_mount(c, &a, "a", "commit_age=1");
+    tc_mount(c, &b, "b", NULL);
+    /* 2.5 blocks of 1 MiB: two stored, half a block buffered; closed when "go" appears. */
+    char script[400];
+    snprintf(script, sizeof(script), "%s/writer.py", c->root);
+    FILE *f = fopen(script, "w");
+    cr_assert_not_null(f);
+    fputs("import os, sys, time\n"
+          "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644)\n"
+          "os.write(fd, b\"k\" * 2621440)\n"
+          "while not os.path.exists(sys.argv[2]):\n"
+          "    time.sleep(0.05)\n"
+          "os.close(fd)\n",
+          f);
+    fclose(f);
+    cr_assert_eq(
+        tc_sh("python3 %s %s/kept %s/go > %s/writer.log 2>&1 &", script, a.dir, c->root, c->root),
+        0);
+    cr_assert_eq(tc_sh("for i in $(seq 200); do s=$(stat -c %%s %s/kept 2>/dev/null || echo 0); "
+                       "[ \"$s\" = 2097152 ] && exit 0; sleep 0.05; done; exit 1",
+                       b.dir),
+                 0, "the two stored blocks were not committed while the file stayed open");
+    cr_assert_eq(
+        tc_sh("touch %s/go && for i in $(seq 200); do "
+              "[ \"$(stat -c %%s %s/kept)\" = 2621440 ] && exit 0; sleep 0.05; done; exit 1",
+              c->root, b.dir),
+        0, "the close did not commit the rest");
+    cr_assert_eq(tc_sh("cmp %s/kept %s/kept && test ! -s %s/writer.log", a.dir, b.dir, c->root), 0);
     tc_umount(&a);
     tc_umount(&b);
     finish(c);
@@ -339,5 +381,8 @@ Test(fuse, unreachable_cluster_and_bad_mountpoint_are_clear_errors)
                  0);
     cr_assert_eq(tc_sh("{ " DFS_FUSE_BIN " 127.0.0.1:1 /tmp -o negative_timeout=-1 2>&1 || "
                        "true; } | grep -q \"negative_timeout cannot be negative\""),
+                 0);
+    cr_assert_eq(tc_sh("{ " DFS_FUSE_BIN " 127.0.0.1:1 /tmp -o commit_age=3600 2>&1 || true; } | "
+                       "grep -q \"bad commit_age: 1 to 1200 seconds\""),
                  0);
 }
