@@ -714,24 +714,28 @@ static int commit_locked(struct dfs_file *f, struct dfs_attr *attr, bool *commit
     return 0;
 }
 
+/* A lost write stays reported: every later flush (every handle's close or fsync that shares
+ * this file) fails with it, so none of them can claim the lost bytes are durable. */
+static int fail_locked(struct dfs_file *f, int rc)
+{
+    drop_writes(f);
+    invalidate_locked(f);
+    f->werr = rc;
+    return rc;
+}
+
 static int flush_locked(struct dfs_file *f, struct dfs_attr *out)
 {
     struct dfs_attr a;
     bool committed = false;
     int rc = f->werr;
 
-    /* A lost write stays reported: every later flush (every handle's close or fsync that shares
-     * this file) fails with it, so none of them can claim the lost bytes are durable. */
     if (rc == 0)
         rc = seal_locked(f);
     if (rc == 0)
         rc = commit_locked(f, &a, &committed);
-    if (rc != 0) {
-        drop_writes(f);
-        invalidate_locked(f);
-        f->werr = rc;
-        return rc;
-    }
+    if (rc != 0)
+        return fail_locked(f, rc);
     if (f->wlen == 0 && f->npend == 0)
         f->dirty_end = 0;
     if (out != NULL) {
@@ -762,13 +766,10 @@ int dfs_file_commit_aged(struct dfs_file *f, uint64_t max_age_ms)
     rc = f->werr;
     if (rc == 0 && f->npend > 0 && now_ms() - f->pend_ms >= max_age_ms) {
         struct dfs_attr a;
-        if ((rc = commit_locked(f, &a, &committed)) != 0) {
-            drop_writes(f);
-            invalidate_locked(f);
-            f->werr = rc;
-        } else if (f->wlen == 0) {
+        if ((rc = commit_locked(f, &a, &committed)) != 0)
+            fail_locked(f, rc);
+        else if (f->wlen == 0)
             f->dirty_end = 0;
-        }
     }
     publish(f);
     pthread_mutex_unlock(&f->mu);

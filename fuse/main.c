@@ -189,7 +189,9 @@ int main(int argc, char **argv)
         goto out_args;
     }
     if (z.opt.commit_age_s < 1 || z.opt.commit_age_s > 1200) {
-        ret = mount_error("bad commit_age%s%s: 1 to 1200 seconds", "", "");
+        char v[16];
+        snprintf(v, sizeof(v), "%u", z.opt.commit_age_s);
+        ret = mount_error("bad commit_age %s: 1 to 1200 seconds%s", v, "");
         goto out_args;
     }
     cm_log_init("dfs", copts.debug ? CM_LOG_DEBUG : level);

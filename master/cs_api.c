@@ -265,6 +265,30 @@ static void gc_ack_done(void *arg, int err, const void *result, size_t len)
     atomic_store(&m->gc_busy, false);
 }
 
+/* The leader's own namespace commands (client 0): stamped with the command time, as client
+ * mutations are (client_ns_api.c). */
+static struct ns_req internal_req(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (struct ns_req){.now_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec};
+}
+
+/* Proposes an encoded namespace command (encode_rc: its encoder's result) with done(m) as the
+ * callback, which clears *busy; clears *busy here when there is nothing to propose. Frees cmd. */
+static void propose_internal(struct master *m, int encode_rc, void *cmd, size_t len,
+                             rn_done_fn done, atomic_bool *busy)
+{
+    void *wrapped = NULL;
+    size_t wlen;
+    if (encode_rc == 0 && master_fsm_wrap(MFSM_TAG_NS, cmd, len, &wrapped, &wlen) == 0)
+        rn_propose(m->node, wrapped, wlen, done, m);
+    else
+        atomic_store(busy, false);
+    free(wrapped);
+    free(cmd);
+}
+
 /* Proposes a GC_ACK for pending garbage no live chunkserver holds any more, unless one is in
  * flight or the last attempt was less than GC_ACK_INTERVAL_MS ago. */
 static void gc_ack_maybe(struct master *m)
@@ -276,8 +300,8 @@ static void gc_ack_maybe(struct master *m)
         return;
     atomic_store(&m->gc_last_ms, now);
     struct gc_ack *g = calloc(1, sizeof(*g));
-    void *cmd = NULL, *wrapped = NULL;
-    size_t len, wlen, n = 0;
+    void *cmd = NULL;
+    size_t len = 0, n = 0;
     if (g != NULL) {
         g->m = m;
         g->cursor = atomic_load(&m->gc_cursor);
@@ -285,17 +309,9 @@ static void gc_ack_maybe(struct master *m)
         atomic_store(&m->gc_cursor, g->next);
         n = cs_gc_unheld(m->cs, now, g->ids, g->n, g->ids, NS_MAX_GC_ACK);
     }
-    struct timespec ts; /* command time, as for client mutations (client_ns_api.c) */
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct ns_req rq = {.now_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec};
-    if (n > 0 && ns_cmd_gc_ack(&rq, g->ids, (uint32_t)n, &cmd, &len) == 0 &&
-        master_fsm_wrap(MFSM_TAG_NS, cmd, len, &wrapped, &wlen) == 0) {
-        rn_propose(m->node, wrapped, wlen, gc_ack_done, m);
-    } else {
-        atomic_store(&m->gc_busy, false);
-    }
-    free(wrapped);
-    free(cmd);
+    struct ns_req rq = internal_req();
+    int rc = n > 0 ? ns_cmd_gc_ack(&rq, g->ids, (uint32_t)n, &cmd, &len) : CM_E_NOENT;
+    propose_internal(m, rc, cmd, len, gc_ack_done, &m->gc_busy);
     free(g);
 }
 
@@ -323,18 +339,11 @@ static void orphan_bound_maybe(struct master *m, uint64_t next_block, uint64_t r
     uint64_t below = cs_orphan_below(m->cs, master_now_ms(), grace, next_block);
     if (below <= replicated || !atomic_compare_exchange_strong(&m->orphan_busy, &idle, true))
         return;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct ns_req rq = {.now_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec};
-    void *cmd = NULL, *wrapped = NULL;
-    size_t len, wlen;
-    if (ns_cmd_orphan_bound(&rq, below, &cmd, &len) == 0 &&
-        master_fsm_wrap(MFSM_TAG_NS, cmd, len, &wrapped, &wlen) == 0)
-        rn_propose(m->node, wrapped, wlen, orphan_bound_done, m);
-    else
-        atomic_store(&m->orphan_busy, false);
-    free(wrapped);
-    free(cmd);
+    struct ns_req rq = internal_req();
+    void *cmd = NULL;
+    size_t len = 0;
+    int rc = ns_cmd_orphan_bound(&rq, below, &cmd, &len);
+    propose_internal(m, rc, cmd, len, orphan_bound_done, &m->orphan_busy);
 }
 
 /* Adds the replicate commands for chunkserver id to cmds. */

@@ -383,6 +383,6 @@ Test(fuse, unreachable_cluster_and_bad_mountpoint_are_clear_errors)
                        "true; } | grep -q \"negative_timeout cannot be negative\""),
                  0);
     cr_assert_eq(tc_sh("{ " DFS_FUSE_BIN " 127.0.0.1:1 /tmp -o commit_age=3600 2>&1 || true; } | "
-                       "grep -q \"bad commit_age: 1 to 1200 seconds\""),
+                       "grep -q \"bad commit_age 3600: 1 to 1200 seconds\""),
                  0);
 }
