@@ -444,6 +444,8 @@ static void *checkpointer(void *arg)
 {
     struct cs_journal *j = arg;
 
+    pthread_setname_np(pthread_self(), "cs-journal");
+
     pthread_mutex_lock(&j->mu);
     while (!j->stop) {
         uint64_t now = cs_now_ms();

@@ -301,6 +301,8 @@ static bool wait_next(struct cs_master_link *l, uint64_t ms)
 static void *link_thread(void *arg)
 {
     struct cs_master_link *l = arg;
+
+    pthread_setname_np(pthread_self(), "cs-master-link");
     bool registered = false, need_report = true;
     uint64_t next_report = 0;
 

@@ -188,6 +188,8 @@ static struct {
 static void *pool_thread(void *arg)
 {
     (void)arg;
+
+    pthread_setname_np(pthread_self(), "cs-pipeline");
     pthread_mutex_lock(&pool.mu);
     for (;;) {
         while (pool.head == NULL) {

@@ -97,6 +97,8 @@ static void *worker(void *arg)
 {
     struct cs_replicator *r = arg;
 
+    pthread_setname_np(pthread_self(), "cs-replicator");
+
     pthread_mutex_lock(&r->mu);
     for (;;) {
         struct cs_block_info info = {0};

@@ -90,6 +90,8 @@ static void *scrub_thread(void *arg)
 {
     struct cs_scrubber *sc = arg;
 
+    pthread_setname_np(pthread_self(), "cs-scrubber");
+
     for (;;) {
         struct cs_block_info *blocks = NULL;
         uint64_t t0 = cs_now_ms(), pass_bytes = 0;

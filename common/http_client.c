@@ -803,6 +803,11 @@ int cm_http_async_submit(struct cm_http_async *a, const struct cm_http_call *cal
         rc = CM_E_CANCELED;
         goto done;
     }
+    /* Only the first request into an empty queue wakes the engine: it takes the whole queue
+     * after every wake-up, so the requests behind the first ride on its wake-up (a Raft leader
+     * sends one append per follower at once: one write and one read of curl's wake-up socket
+     * instead of two). */
+    bool wake = a->qhead == NULL;
     if (a->qtail != NULL)
         a->qtail->next = r;
     else
@@ -810,7 +815,8 @@ int cm_http_async_submit(struct cm_http_async *a, const struct cm_http_call *cal
     a->qtail = r;
     pthread_mutex_unlock(&a->mu);
     r = NULL;
-    curl_multi_wakeup(a->multi);
+    if (wake)
+        curl_multi_wakeup(a->multi);
     rc = 0;
 
 done:
@@ -923,6 +929,8 @@ static void reap(struct cm_http_async *a)
 static void *engine(void *arg)
 {
     struct cm_http_async *a = arg;
+
+    pthread_setname_np(pthread_self(), "http-async");
     struct areq *q, *next, *r;
     bool stop = false;
     int running;

@@ -195,6 +195,8 @@ static void walk(struct block_health *b)
 static void *run(void *arg)
 {
     struct block_health *b = arg;
+
+    pthread_setname_np(pthread_self(), "block-health");
     uint64_t wait_ms = BH_INTERVAL_MS;
     for (;;) {
         struct timespec ts;

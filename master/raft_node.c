@@ -276,8 +276,10 @@ static void enqueue(struct rn_node *n, struct item *it)
     n->qtail = it;
     if (it->kind == IT_MSG)
         n->qmsgs++;
-    pthread_cond_signal(&n->qcv);
     pthread_mutex_unlock(&n->qmu);
+    /* After the unlock: a loop woken under the lock would only block on it again (two more
+     * futex calls per item, seen with strace). The node outlives every producer. */
+    pthread_cond_signal(&n->qcv);
 }
 
 static struct item *item_new(enum item_kind kind)
@@ -441,8 +443,8 @@ static void push_job(struct rn_node *n, struct job *j)
     else
         n->jhead = j;
     n->jtail = j;
-    pthread_cond_signal(&n->jcv);
     pthread_mutex_unlock(&n->jmu);
+    pthread_cond_signal(&n->jcv); /* after the unlock, as in enqueue */
 }
 
 static void note_fsync(struct rn_node *n, uint64_t us)
@@ -470,6 +472,8 @@ static void post_persisted(struct rn_node *n, uint64_t seq, const char *path)
 static void *persist_main(void *arg)
 {
     struct rn_node *n = arg;
+
+    pthread_setname_np(pthread_self(), "raft-persist");
     for (;;) {
         pthread_mutex_lock(&n->jmu);
         while (n->jhead == NULL && !n->jstopping)
@@ -1077,6 +1081,8 @@ static void process(struct rn_node *n, struct item *it)
 static void *loop_main(void *arg)
 {
     struct rn_node *n = arg;
+
+    pthread_setname_np(pthread_self(), "raft-loop");
     for (;;) {
         pthread_mutex_lock(&n->qmu);
         while (n->qhead == NULL && !n->stopping) {

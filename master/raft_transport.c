@@ -68,6 +68,9 @@ struct rt_transport {
     size_t npeers;
     pthread_t resolver_thread;
     bool resolver_started, stopping;
+    /* When the resolver thread wakes by itself: 0 while it runs, UINT64_MAX when it waits for a
+     * signal only. Parking a request signals it only when it has to wake sooner. */
+    uint64_t resolver_sleep_until;
     bool want_replies; /* cfg.deliver was given: requests ask for replies in answers */
     bool no_parking;   /* rt_stop_replies ran: peers' requests are answered at once */
     /* Guards cfg.deliver: rt_stop_replies clears it while no delivery runs. */
@@ -143,6 +146,8 @@ static void answer_ready(struct rt_transport *t, uint64_t now, bool all);
 static void *resolver_main(void *arg)
 {
     struct rt_transport *t = arg;
+
+    pthread_setname_np(pthread_self(), "raft-resolver");
     pthread_mutex_lock(&t->mu);
     while (!t->stopping) {
         struct peer *todo = NULL;
@@ -165,11 +170,15 @@ static void *resolver_main(void *arg)
             uint64_t ns = (uint64_t)ts.tv_nsec + (until - now) * 1000000u;
             ts.tv_sec += (time_t)(ns / 1000000000u);
             ts.tv_nsec = (long)(ns % 1000000000u);
+            t->resolver_sleep_until = until;
             pthread_cond_timedwait(&t->cv, &t->mu, &ts);
+            t->resolver_sleep_until = 0;
             continue;
         }
         if (todo == NULL) {
+            t->resolver_sleep_until = UINT64_MAX;
             pthread_cond_wait(&t->cv, &t->mu);
+            t->resolver_sleep_until = 0;
             continue;
         }
         todo->need_resolve = false;
@@ -498,7 +507,10 @@ bool rt_park_reply(struct rt_transport *t, raft_id from, struct cm_http_req *req
         p->parked = d;
         p->reply = NULL;
         p->parked_until = mono_ms() + t->cfg.reply_wait_ms;
-        pthread_cond_signal(&t->cv);
+        /* A follower parks one request per append: waking the resolver for each cost it a
+         * thread switch per commit, when it usually sleeps until an earlier deadline anyway. */
+        if (t->resolver_sleep_until != 0 && p->parked_until < t->resolver_sleep_until)
+            pthread_cond_signal(&t->cv);
     }
     pthread_mutex_unlock(&t->mu);
     if (old != NULL)
