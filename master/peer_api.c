@@ -93,13 +93,23 @@ static int h_raft_batch(struct cm_http_req *req, void *data)
         wanted |= wants_reply(m, &ms[i].msg);
     }
     bool parked = rc == 0 && one_sender && wanted && rt_park_reply(m->tr, from, req);
-    for (int i = 0; i < k; i++) {
-        if (rc == 0)
-            rc = deliver(m, req, &ms[i].msg);
-        rw_msg_free(&ms[i]);
+    const struct raft_msg **pm = rc == 0 ? calloc(k > 0 ? (size_t)k : 1, sizeof(*pm)) : NULL;
+    if (rc == 0 && pm == NULL)
+        rc = CM_E_NOMEM;
+    for (int i = 0; i < k && rc == 0; i++) {
+        if (ms[i].msg.to != m->cfg.id)
+            rc = deliver(m, req, &ms[i].msg); /* refused, with its log line */
+        else
+            note_sender(m, req, ms[i].msg.from);
+        pm[i] = &ms[i].msg;
     }
+    if (rc == 0)
+        rc = rn_receive_many(m->node, pm, (size_t)k);
     if (rc != 0 && parked)
         rt_unpark_reply(m->tr, from);
+    for (int i = 0; i < k; i++)
+        rw_msg_free(&ms[i]);
+    free(pm);
     free(ms);
     return rc;
 }

@@ -135,6 +135,13 @@ struct rn_node {
     pthread_cond_t jcv;
     struct job *jhead, *jtail;
     bool jstopping;
+    pthread_cond_t synccv; /* rn_run_sync's callers wait on it, not on qcv (the loop's) */
+
+    /* loop-thread state: the persist jobs of the current pass, handed over together at its end
+     * so that one fsync covers them (a batch of appends from the leader: one synced write, and
+     * the answer to the batch carries every reply) */
+    bool in_pass;
+    struct job *phead, *ptail;
 
     /* loop-thread state */
     raft_time next_timeout;
@@ -290,20 +297,51 @@ static struct item *item_new(enum item_kind kind)
     return it;
 }
 
-int rn_receive(struct rn_node *n, const struct raft_msg *m)
+int rn_receive_many(struct rn_node *n, const struct raft_msg *const *ms, size_t k)
 {
     pthread_mutex_lock(&n->qmu);
-    bool full = n->qmsgs >= MAX_QUEUED_MSGS || n->stopping;
+    bool full = n->qmsgs + k > MAX_QUEUED_MSGS || n->stopping;
     pthread_mutex_unlock(&n->qmu);
     if (full)
         return CM_E_BUSY;
-    struct item *it = item_new(IT_MSG);
-    if (it == NULL || (it->u.msg = msg_clone(m)) == NULL) {
-        free(it);
-        return CM_E_NOMEM;
+    struct item *head = NULL, *tail = NULL;
+    for (size_t i = 0; i < k; i++) {
+        struct item *it = item_new(IT_MSG);
+        if (it == NULL || (it->u.msg = msg_clone(ms[i])) == NULL) {
+            free(it);
+            while (head != NULL) {
+                struct item *next = head->next;
+                free(head->u.msg);
+                free(head);
+                head = next;
+            }
+            return CM_E_NOMEM;
+        }
+        if (tail != NULL)
+            tail->next = it;
+        else
+            head = it;
+        tail = it;
     }
-    enqueue(n, it);
+    if (head == NULL)
+        return 0;
+    /* All at once: the loop takes them in one pass, so one synced write covers their entries
+     * and the answer to the peer's request carries every reply. */
+    pthread_mutex_lock(&n->qmu);
+    if (n->qtail)
+        n->qtail->next = head;
+    else
+        n->qhead = head;
+    n->qtail = tail;
+    n->qmsgs += k;
+    pthread_mutex_unlock(&n->qmu);
+    pthread_cond_signal(&n->qcv);
     return 0;
+}
+
+int rn_receive(struct rn_node *n, const struct raft_msg *m)
+{
+    return rn_receive_many(n, &m, 1);
 }
 
 void rn_propose(struct rn_node *n, const void *data, size_t len, rn_done_fn cb, void *arg)
@@ -394,7 +432,7 @@ void rn_run_sync(struct rn_node *n, void (*fn)(void *), void *arg)
     enqueue(n, it);
     pthread_mutex_lock(&n->qmu);
     while (!done)
-        pthread_cond_wait(&n->qcv, &n->qmu);
+        pthread_cond_wait(&n->synccv, &n->qmu);
     pthread_mutex_unlock(&n->qmu);
 }
 
@@ -434,17 +472,40 @@ static void job_free(struct job *j)
     free(j);
 }
 
-static void push_job(struct rn_node *n, struct job *j)
+/* Hands the jobs from head to tail (linked) to the persist thread. */
+static void push_jobs(struct rn_node *n, struct job *head, struct job *tail)
 {
     pthread_mutex_lock(&n->jmu);
-    j->next = NULL;
     if (n->jtail)
-        n->jtail->next = j;
+        n->jtail->next = head;
     else
-        n->jhead = j;
-    n->jtail = j;
+        n->jhead = head;
+    n->jtail = tail;
     pthread_mutex_unlock(&n->jmu);
     pthread_cond_signal(&n->jcv); /* after the unlock, as in enqueue */
+}
+
+static void push_job(struct rn_node *n, struct job *j)
+{
+    j->next = NULL;
+    if (!n->in_pass) {
+        push_jobs(n, j, j);
+        return;
+    }
+    if (n->ptail)
+        n->ptail->next = j;
+    else
+        n->phead = j;
+    n->ptail = j;
+}
+
+/* Ends the loop's pass: its persist jobs go to the persist thread. */
+static void end_pass(struct rn_node *n)
+{
+    n->in_pass = false;
+    if (n->phead != NULL)
+        push_jobs(n, n->phead, n->ptail);
+    n->phead = n->ptail = NULL;
 }
 
 static void note_fsync(struct rn_node *n, uint64_t us)
@@ -1071,7 +1132,7 @@ static void process(struct rn_node *n, struct item *it)
         it->u.sync.fn(it->u.sync.arg);
         pthread_mutex_lock(&n->qmu);
         *it->u.sync.done = true;
-        pthread_cond_broadcast(&n->qcv);
+        pthread_cond_broadcast(&n->synccv);
         pthread_mutex_unlock(&n->qmu);
         break;
     }
@@ -1105,6 +1166,7 @@ static void *loop_main(void *arg)
         n->qmsgs = 0;
         bool stop = n->stopping;
         pthread_mutex_unlock(&n->qmu);
+        n->in_pass = true;
         if (stop) {
             while (list != NULL) {
                 struct item *next = list->next;
@@ -1159,8 +1221,10 @@ static void *loop_main(void *arg)
             n->transfer.cb(n->transfer.arg, CM_E_TIMEOUT, NULL, 0);
             n->transfer.cb = NULL;
         }
+        end_pass(n);
         update_status(n);
     }
+    end_pass(n);
     return NULL;
 }
 
@@ -1191,6 +1255,7 @@ int rn_start(const struct rn_config *cfg, const struct rn_fsm *fsm, const struct
     n->tr = *tr;
     pthread_mutex_init(&n->qmu, NULL);
     pthread_cond_init(&n->qcv, NULL);
+    pthread_cond_init(&n->synccv, NULL);
     pthread_mutex_init(&n->jmu, NULL);
     pthread_cond_init(&n->jcv, NULL);
     pthread_mutex_init(&n->smu, NULL);
@@ -1314,6 +1379,7 @@ void rn_stop(struct rn_node *n)
     free(n->snap_path);
     pthread_mutex_destroy(&n->qmu);
     pthread_cond_destroy(&n->qcv);
+    pthread_cond_destroy(&n->synccv);
     pthread_mutex_destroy(&n->jmu);
     pthread_cond_destroy(&n->jcv);
     pthread_mutex_destroy(&n->smu);

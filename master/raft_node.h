@@ -59,6 +59,8 @@ void rn_stop(struct rn_node *n);
 /* A message from a peer (deep-copied before return). Returns 0, or CM_E_BUSY when the queue is
  * full (the message is dropped; Raft retries). */
 int rn_receive(struct rn_node *n, const struct raft_msg *m);
+/* The k messages of one request, queued together (the same contract as rn_receive). */
+int rn_receive_many(struct rn_node *n, const struct raft_msg *const *ms, size_t k);
 
 /* Called on the loop thread when a proposal is applied (err 0 and the state machine's result,
  * borrowed for the call) or failed (NOT_LEADER, UNAVAILABLE when leadership was lost before
