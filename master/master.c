@@ -233,11 +233,11 @@ static int start_server(struct master *m, const char *bind, uint16_t port, size_
 }
 
 /* A peer's reply that came back in the answer to our request (raft_transport.c). */
-static void deliver_reply(void *ctx, const struct raft_msg *msg)
+static void deliver_reply(void *ctx, const struct raft_msg *const *ms, size_t n)
 {
     struct master *m = ctx;
     if (atomic_load(&m->ready)) /* the node runs (set after rn_start, cleared before rn_stop) */
-        rn_receive(m->node, msg);
+        rn_receive_many(m->node, ms, n);
 }
 
 int master_start(const struct master_config *cfg, struct master **out)

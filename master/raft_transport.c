@@ -199,25 +199,42 @@ static void deliver_replies(struct rt_transport *t, raft_id from, const cJSON *a
     const cJSON *arr, *item;
     if (ans == NULL || cm_json_get_array(ans, "messages", &arr) != 0)
         return;
-    int i = 0;
-    pthread_mutex_lock(&t->dmu);
+    int cap = cJSON_GetArraySize(arr);
+    cap = cap < RW_MAX_BATCH ? cap : RW_MAX_BATCH;
+    if (cap <= 0)
+        return;
+    struct rw_msg *w = calloc((size_t)cap, sizeof(*w));
+    const struct raft_msg **ms = calloc((size_t)cap, sizeof(*ms));
+    size_t n = 0;
+    if (w == NULL || ms == NULL)
+        cap = 0; /* lost, as if the answer were: Raft sends again */
+    /* Decoded up to the first malformed one, then handed over together (one pass of the
+     * node's loop takes them all). */
     cJSON_ArrayForEach(item, arr)
     {
-        struct rw_msg w;
-        if (i++ >= RW_MAX_BATCH || t->cfg.deliver == NULL)
+        if (n == (size_t)cap)
             break;
-        int rc = rw_decode_batch_item(item, &w);
-        if (rc == 0 && (w.msg.from != from || w.msg.to != t->cfg.self))
+        int rc = rw_decode_batch_item(item, &w[n]);
+        if (rc == 0 && (w[n].msg.from != from || w[n].msg.to != t->cfg.self)) {
+            rw_msg_free(&w[n]);
             rc = CM_E_INVAL;
+        }
         if (rc != 0) {
             LOG_WARN("raft transport: rejected a malformed reply from peer %" PRIu64 ": %s", from,
                      cm_strerror(rc));
             break;
         }
-        t->cfg.deliver(t->cfg.deliver_ctx, &w.msg);
-        rw_msg_free(&w);
+        ms[n] = &w[n].msg;
+        n++;
     }
+    pthread_mutex_lock(&t->dmu);
+    if (n > 0 && t->cfg.deliver != NULL)
+        t->cfg.deliver(t->cfg.deliver_ctx, ms, n);
     pthread_mutex_unlock(&t->dmu);
+    for (size_t i = 0; i < n; i++)
+        rw_msg_free(&w[i]);
+    free(w);
+    free(ms);
 }
 
 static void on_done(void *ctx, int err, struct cm_http_response *resp)

@@ -18,9 +18,9 @@ struct rt_config {
     long timeout_ms;                /* per request; default 2000 */
     const char *dns_servers;        /* for tests; NULL = system resolver */
     size_t max_queue;               /* messages queued per peer before dropping; default 4096 */
-    /* Messages a peer sent back in the answer to a request (RW_HDR_REPLIES), for the node; called
-     * on the engine thread. NULL: none are asked for. */
-    void (*deliver)(void *ctx, const struct raft_msg *m);
+    /* The messages a peer sent back in the answer to a request (RW_HDR_REPLIES), all of them at
+     * once, for the node; called on the engine thread. NULL: none are asked for. */
+    void (*deliver)(void *ctx, const struct raft_msg *const *ms, size_t n);
     void *deliver_ctx;
     uint32_t reply_wait_ms; /* how long a peer's request is held for our reply; default 20 */
 };
