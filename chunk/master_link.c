@@ -302,9 +302,10 @@ static void *link_thread(void *arg)
 {
     struct cs_master_link *l = arg;
 
-    pthread_setname_np(pthread_self(), "cs-master-link");
     bool registered = false, need_report = true;
     uint64_t next_report = 0;
+
+    pthread_setname_np(pthread_self(), "cs-master-link");
 
     do {
         int rc = 0;

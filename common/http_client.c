@@ -929,11 +929,11 @@ static void reap(struct cm_http_async *a)
 static void *engine(void *arg)
 {
     struct cm_http_async *a = arg;
-
-    pthread_setname_np(pthread_self(), "http-async");
     struct areq *q, *next, *r;
     bool stop = false;
     int running;
+
+    pthread_setname_np(pthread_self(), "http-async");
 
     while (!stop) {
         pthread_mutex_lock(&a->mu);

@@ -195,9 +195,9 @@ static void walk(struct block_health *b)
 static void *run(void *arg)
 {
     struct block_health *b = arg;
+    uint64_t wait_ms = BH_INTERVAL_MS;
 
     pthread_setname_np(pthread_self(), "block-health");
-    uint64_t wait_ms = BH_INTERVAL_MS;
     for (;;) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -502,10 +502,10 @@ void rt_send(void *transport, const struct raft_msg *m, const char *snapshot_pat
 /* With t->mu held: whether a request of p may wait for our reply: no request of ours for p is
  * queued or in flight, so the reply cannot overtake one. Replies of ours may be: Raft takes
  * replies in any order (a later append success supersedes an earlier one). Without that, a
- * follower whose reply went out as a request of its own (its answer's wait ran out, say) had
- * it in flight when the next append came, could not park that one either, and from then on
- * sent every reply as a request: two HTTP exchanges per append instead of one (seen with
- * strace on both followers, with one client). */
+ * follower whose reply went out as a request of its own (a batch answered before all its
+ * replies, or a wait that ran out) had it in flight when the next append came, could not park
+ * that one either, and went on sending its replies as requests: two HTTP exchanges per round
+ * instead of one (0.18-0.27 requests per commit from each follower with 8 writers). */
 static bool can_park(const struct rt_transport *t, const struct peer *p)
 {
     if (p == NULL || t->stopping || t->no_parking)
