@@ -21,9 +21,10 @@
 /* An open file system: thread-safe, any number of threads may call at once. */
 struct dfs;
 
-#define DFS_DEFAULT_BLOCK_SIZE  (64u * 1024 * 1024)
-#define DFS_DEFAULT_REPLICATION 3
-#define DFS_MAX_REPLICAS        8
+#define DFS_DEFAULT_BLOCK_SIZE       (64u * 1024 * 1024)
+#define DFS_DEFAULT_REPLICATION      3
+#define DFS_MAX_REPLICAS             8
+#define DFS_DEFAULT_READAHEAD_BUDGET (256u << 20)
 
 struct dfs_options {
     const struct cm_secret *secret; /* copied; NULL: none */
@@ -35,6 +36,10 @@ struct dfs_options {
     long data_timeout_ms; /* one block transfer with a chunkserver; 0: 120 s */
     /* dfs_lookup_cached's listings are used this long (0: it is dfs_lookup). At most 60 s. */
     long dir_cache_ms;
+    /* Bytes the read buffers of all open files may hold together: a sequential reader's window
+     * and the one fetched ahead of it, 8 MiB each. Past it, reads fetch only what they ask for.
+     * 0: DFS_DEFAULT_READAHEAD_BUDGET. */
+    size_t readahead_budget;
 };
 
 /* A file's handle: inode number and generation (a reused number gets a new generation). */
@@ -227,14 +232,16 @@ bool dfs_file_dirty(struct dfs_file *f, uint64_t *end);
 
 /* Counters of the data path, for status pages and tests. */
 struct dfs_data_stats {
-    uint64_t blocks_written;   /* blocks stored on at least one chunkserver */
-    uint64_t pipeline_retries; /* block stores sent again after a pipeline member failed */
-    uint64_t side_by_side;     /* stores of a small block sent to each chunkserver at once */
-    uint64_t commits;          /* commit calls that succeeded */
-    uint64_t reads;            /* ranges fetched from chunkservers */
-    uint64_t read_fallbacks;   /* ranges fetched from another replica after an error */
-    uint64_t readaheads;       /* windows fetched ahead of a sequential reader */
-    uint64_t readahead_hits;   /* of those, the ones its reads went on into */
+    uint64_t blocks_written;        /* blocks stored on at least one chunkserver */
+    uint64_t pipeline_retries;      /* block stores sent again after a pipeline member failed */
+    uint64_t side_by_side;          /* stores of a small block sent to each chunkserver at once */
+    uint64_t commits;               /* commit calls that succeeded */
+    uint64_t reads;                 /* ranges fetched from chunkservers */
+    uint64_t read_fallbacks;        /* ranges fetched from another replica after an error */
+    uint64_t readaheads;            /* windows fetched ahead of a sequential reader */
+    uint64_t readahead_hits;        /* of those, the ones its reads went on into */
+    uint64_t readahead_over_budget; /* windows not buffered: readahead_budget was spent */
+    uint64_t readahead_bytes;       /* read buffers held now, all open files */
     uint64_t bytes_written, bytes_read;
 };
 void dfs_data_stats(struct dfs *fs, struct dfs_data_stats *out);

@@ -131,6 +131,21 @@ void dfs_data_stats(struct dfs *fs, struct dfs_data_stats *out)
     pthread_mutex_lock(&fs->mu);
     *out = fs->stats;
     pthread_mutex_unlock(&fs->mu);
+    out->readahead_bytes = atomic_load(&fs->ra_bytes);
+}
+
+/* Takes n more bytes of read buffers from the mount-wide budget; false when it is spent (the
+ * caller then reads without a window). */
+static bool ra_reserve(struct dfs *fs, size_t n)
+{
+    size_t cur = atomic_load(&fs->ra_bytes);
+    do {
+        if (n > fs->ra_budget || cur > fs->ra_budget - n) {
+            stat_add(fs, &fs->stats.readahead_over_budget, 1);
+            return false;
+        }
+    } while (!atomic_compare_exchange_weak(&fs->ra_bytes, &cur, cur + n));
+    return true;
 }
 
 int dfs_file_open(struct dfs *fs, const struct dfs_cred *cred, struct dfs_fh fh,
@@ -177,6 +192,7 @@ void dfs_file_close(struct dfs_file *f)
         pthread_join(f->pf_thread, NULL); /* a read-ahead still fetching: it needs f */
     pthread_cond_destroy(&f->pf_cv);
     pthread_mutex_destroy(&f->mu);
+    atomic_fetch_sub(&f->fs->ra_bytes, f->racap + f->pfcap);
     free(f->pf);
     free(f->wbuf);
     free(f->pend);
@@ -1170,6 +1186,16 @@ static void readahead_start(struct dfs_file *f)
     uint64_t next = f->raoff + f->ralen;
     size_t win = READAHEAD;
 
+    if (f->ralen > 0 && f->size_known && next >= f->size && !f->pf_busy && f->pf != NULL) {
+        /* The window reaches the end: nothing to read ahead, and the spare buffer goes back to
+         * the mount's budget (a file read to its end and kept open holds one window). */
+        atomic_fetch_sub(&f->fs->ra_bytes, f->pfcap);
+        free(f->pf);
+        f->pf = NULL;
+        f->pfcap = 0;
+        f->pf_ready = false;
+        return;
+    }
     if (f->ralen == 0 || !f->size_known || next >= f->size || f->pf_busy)
         return;
     if (f->pf_ready && f->pfoff == next)
@@ -1182,9 +1208,13 @@ static void readahead_start(struct dfs_file *f)
     if (win > f->size - next)
         win = (size_t)(f->size - next);
     if (win > f->pfcap) {
-        char *nb = realloc(f->pf, win);
-        if (nb == NULL)
+        if (!ra_reserve(f->fs, win - f->pfcap))
             return;
+        char *nb = realloc(f->pf, win);
+        if (nb == NULL) {
+            atomic_fetch_sub(&f->fs->ra_bytes, win - f->pfcap);
+            return;
+        }
         f->pf = nb;
         f->pfcap = win;
     }
@@ -1279,9 +1309,17 @@ int dfs_file_read(struct dfs_file *f, uint64_t off, size_t len, void *buf, size_
         size_t win = len > READAHEAD ? len : READAHEAD;
         if (win > f->size - off)
             win = (size_t)(f->size - off);
+        if (win > f->racap && !ra_reserve(f->fs, win - f->racap)) {
+            /* The mount's read buffers are spent: this read alone, straight into dst. */
+            if ((rc = fetch(f, off, len, dst)) != 0)
+                goto out;
+            *got += len;
+            break;
+        }
         if (win > f->racap) {
             char *nb = realloc(f->ra, win);
             if (nb == NULL) {
+                atomic_fetch_sub(&f->fs->ra_bytes, win - f->racap);
                 rc = CM_E_NOMEM;
                 goto out;
             }

@@ -6,6 +6,7 @@
 
 #include <cjson/cJSON.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -43,6 +44,8 @@ struct dfs {
         char addr[16][272]; /* ADDR_MAX of dfs_data.c */
     } place_cache;
     struct dfs_data_stats stats;
+    size_t ra_budget;       /* dfs_options.readahead_budget */
+    atomic_size_t ra_bytes; /* read buffers of open files, together (dfs_data.c) */
     /* dfs_lookup_cached's listings (NULL: off), under dc_mu; every change this handle makes is
      * reported to it (dfs__dc_* below). */
     struct dircache *dc;

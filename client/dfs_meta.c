@@ -80,6 +80,7 @@ int dfs_open(const char *masters, const struct dfs_options *opt, struct dfs **ou
     fs->block_size = opt->block_size ? opt->block_size : DFS_DEFAULT_BLOCK_SIZE;
     fs->replication = opt->replication ? opt->replication : DFS_DEFAULT_REPLICATION;
     fs->data_timeout_ms = opt->data_timeout_ms ? opt->data_timeout_ms : 120000;
+    fs->ra_budget = opt->readahead_budget ? opt->readahead_budget : DFS_DEFAULT_READAHEAD_BUDGET;
     for (size_t i = 0; i < DFS_SESSIONS; i++)
         fs->sessions[i].client = rnd[i] != 0 ? rnd[i] : 1 + i; /* 0 means "no session" */
     cfg.masters = masters;

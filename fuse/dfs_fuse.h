@@ -39,6 +39,7 @@ struct fz_options {
     unsigned block_size, replication, op_timeout_s;
     unsigned dir_cache;    /* lookups answered from listings (libdfs's dfs_lookup_cached) */
     unsigned commit_age_s; /* stored blocks of files kept open are committed once this old */
+    unsigned readahead_mb; /* read buffers of all open files together (libdfs's budget) */
 };
 
 #define FZ_GROUPS_MAX  32   /* supplementary groups sent with a caller's credential */

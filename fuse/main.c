@@ -33,6 +33,7 @@ static const struct fuse_opt opt_spec[] = {
     OPT("op_timeout=%u", op_timeout_s),
     OPT("dir_cache=%u", dir_cache),
     OPT("commit_age=%u", commit_age_s),
+    OPT("readahead_mb=%u", readahead_mb),
     FUSE_OPT_KEY("-h", KEY_HELP),
     FUSE_OPT_KEY("--help", KEY_HELP),
     FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -107,6 +108,8 @@ static void usage(const char *prog)
            "                             once this old, without a write or close (default\n"
            "                             600, at most 1200: the masters refuse commits of\n"
            "                             blocks an orphan grace old)\n"
+           "    -o readahead_mb=MIB      read buffers all open files may hold together\n"
+           "                             (16 MiB per sequential reader; default 256)\n"
            "    -o log_level=LEVEL       debug, info, warn, error (default warn)\n"
            "Generic mount options (allow_other, ro, noatime, _netdev, ...) are accepted;\n"
            "default_permissions is always on: modes and owners are enforced.\n"
@@ -144,6 +147,7 @@ int main(int argc, char **argv)
     ps.o.negative_timeout = NAN; /* not given */
     ps.o.dir_cache = 1;
     ps.o.commit_age_s = DFS_PEND_MAX_AGE_MS / 1000;
+    ps.o.readahead_mb = DFS_DEFAULT_READAHEAD_BUDGET >> 20;
     if (fuse_opt_parse(&args, &ps, opt_spec, parse_key) != 0)
         return 2;
     if (isnan(ps.o.negative_timeout))
@@ -194,6 +198,12 @@ int main(int argc, char **argv)
         ret = mount_error("bad commit_age %s: 1 to 1200 seconds%s", v, "");
         goto out_args;
     }
+    if (z.opt.readahead_mb < 8 || z.opt.readahead_mb > 1048576) {
+        char v[16];
+        snprintf(v, sizeof(v), "%u", z.opt.readahead_mb);
+        ret = mount_error("bad readahead_mb %s: 8 to 1048576 MiB%s", v, "");
+        goto out_args;
+    }
     cm_log_init("dfs", copts.debug ? CM_LOG_DEBUG : level);
     if (z.opt.secret_file != NULL && (rc = cm_secret_load(z.opt.secret_file, &secret)) != 0) {
         ret = mount_error("secret_file %s: %s", z.opt.secret_file, cm_strerror(rc));
@@ -203,6 +213,7 @@ int main(int argc, char **argv)
     dopt.block_size = z.opt.block_size;
     dopt.replication = z.opt.replication;
     dopt.op_timeout_ms = (long)z.opt.op_timeout_s * 1000;
+    dopt.readahead_budget = (size_t)z.opt.readahead_mb << 20;
     if (z.opt.dir_cache) {
         /* A listing is as old as the kernel may keep what it tells: the shortest timeout. */
         double t = z.opt.entry_timeout;

@@ -1009,6 +1009,75 @@ Test(client_data, sequential_reads_go_on_into_the_window_read_ahead, .timeout = 
     finish(c, fs);
 }
 
+/* Reads all of f sequentially in 128 KiB pieces, checking the bytes against want and, after
+ * each read, that the read buffers of the whole handle stay within budget. */
+static void read_within(struct dfs *fs, struct dfs_file *f, const uint8_t *want, size_t n,
+                        size_t budget)
+{
+    const size_t step = 128 * 1024;
+    uint8_t *got = xmalloc(step);
+    struct dfs_data_stats st;
+    for (size_t off = 0; off < n; off += step) {
+        size_t g = 0, w = n - off < step ? n - off : step;
+        cr_assert_eq(dfs_file_read(f, off, step, got, &g), 0);
+        cr_assert_eq(g, w, "read at %zu", off);
+        cr_assert(memcmp(got, want + off, w) == 0, "read at %zu", off);
+        dfs_data_stats(fs, &st);
+        cr_assert_leq(st.readahead_bytes, budget, "%llu bytes of read buffers at %zu",
+                      (unsigned long long)st.readahead_bytes, off);
+    }
+    free(got);
+}
+
+/* Two sequential readers under a budget of 20 MiB: while the first reads, it holds its window
+ * and the one read ahead (16 MiB), so the second, reading meanwhile, gets no window of 8 MiB
+ * and reads what it asks for, the same bytes. A reader at the end of its file keeps one window;
+ * closing both gives everything back. */
+Test(client_data, read_buffers_of_open_files_stay_within_the_budget, .timeout = 120)
+{
+    struct tc_cluster *c = start(1, 3, 0, NULL);
+    char masters[512] = "";
+    size_t len = 0;
+    for (int i = 0; i < c->n; i++)
+        len += (size_t)snprintf(masters + len, sizeof(masters) - len, "%s127.0.0.1:%u",
+                                i > 0 ? "," : "", c->m[i].client_port);
+    const size_t budget = 20u << 20, n = 3 * RA + 12345;
+    struct dfs_options opt = {.op_timeout_ms = 30000,
+                              .block_size = BS,
+                              .data_timeout_ms = 10000,
+                              .readahead_budget = budget};
+    struct dfs *fs = NULL;
+    cr_assert_eq(dfs_open(masters, &opt, &fs), 0);
+    uint8_t *d1 = xmalloc(n), *d2 = xmalloc(n);
+    struct dfs_attr a1 = write_file(fs, "b1", d1, n, 21), a2 = write_file(fs, "b2", d2, n, 22);
+    struct dfs_file *f1 = NULL, *f2 = NULL;
+    struct dfs_data_stats st0, st1;
+
+    cr_assert_eq(dfs_file_open(fs, NULL, fh_of(&a1), &f1), 0);
+    cr_assert_eq(dfs_file_open(fs, NULL, fh_of(&a2), &f2), 0);
+    dfs_data_stats(fs, &st0);
+    read_within(fs, f1, d1, 2 * RA, budget); /* stops inside the file: two windows held */
+    dfs_data_stats(fs, &st1);
+    cr_assert_geq(st1.readahead_hits - st0.readahead_hits, 1, "the first reader read ahead");
+    cr_assert_eq(st1.readahead_bytes, 2 * RA, "the first reader's buffers are held");
+    read_within(fs, f2, d2, n, budget);
+    dfs_data_stats(fs, &st0);
+    cr_assert_gt(st0.readahead_over_budget, st1.readahead_over_budget,
+                 "the second reader was not refused a window");
+    dfs_file_close(f2);
+    read_within(fs, f1, d1, n, budget); /* again from the start, to the end */
+    dfs_data_stats(fs, &st1);
+    cr_assert_leq(st1.readahead_bytes, RA, "%llu bytes held at the end",
+                  (unsigned long long)st1.readahead_bytes);
+    dfs_file_close(f1);
+    dfs_data_stats(fs, &st0);
+    cr_assert_eq(st0.readahead_bytes, 0, "%llu bytes still counted after the closes",
+                 (unsigned long long)st0.readahead_bytes);
+    free(d1);
+    free(d2);
+    finish(c, fs);
+}
+
 /* Reads [0, upto) in 1 MiB pieces and checks them against want. */
 static void read_upto(struct dfs_file *f, const uint8_t *want, size_t upto)
 {

@@ -385,4 +385,7 @@ Test(fuse, unreachable_cluster_and_bad_mountpoint_are_clear_errors)
     cr_assert_eq(tc_sh("{ " DFS_FUSE_BIN " 127.0.0.1:1 /tmp -o commit_age=3600 2>&1 || true; } | "
                        "grep -q \"bad commit_age 3600: 1 to 1200 seconds\""),
                  0);
+    cr_assert_eq(tc_sh("{ " DFS_FUSE_BIN " 127.0.0.1:1 /tmp -o readahead_mb=4 2>&1 || true; } | "
+                       "grep -q \"bad readahead_mb 4: 8 to 1048576 MiB\""),
+                 0);
 }
