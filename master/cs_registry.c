@@ -300,9 +300,13 @@ static struct cs_entry *get(struct cs_registry *r, uint32_t id)
     return id >= 1 && id <= r->n ? &r->e[id - 1] : NULL;
 }
 
+/* now is the caller's, often read before the lock: a heartbeat that came in meanwhile is newer
+ * than now, and counts as heard, not as an unsigned wrap to "long silent" (which showed live
+ * chunkservers dead in /status and fsck, and to placement and block health). */
 static bool alive(const struct cs_registry *r, const struct cs_entry *e, uint64_t now)
 {
-    return e->last_hb_ms != 0 && now - e->last_hb_ms <= r->dead_timeout_ms;
+    return e->last_hb_ms != 0 &&
+           (e->last_hb_ms >= now || now - e->last_hb_ms <= r->dead_timeout_ms);
 }
 
 int cs_check(struct cs_registry *r, uint32_t id, const char *storage_id)
@@ -537,7 +541,9 @@ static void fill_info(const struct cs_registry *r, const struct cs_entry *e, uin
     o->free = e->free;
     o->load = e->load;
     o->blocks = e->reported ? e->blocks.n : e->hb_blocks;
-    o->last_heartbeat_ms_ago = e->last_hb_ms == 0 ? -1 : (int64_t)(now - e->last_hb_ms);
+    o->last_heartbeat_ms_ago = e->last_hb_ms == 0     ? -1
+                               : e->last_hb_ms >= now ? 0
+                                                      : (int64_t)(now - e->last_hb_ms);
 }
 
 size_t cs_place(struct cs_registry *r, uint64_t now_ms, size_t count, struct cs_info *out)
@@ -909,7 +915,9 @@ uint64_t cs_orphan_below(struct cs_registry *r, uint64_t now_ms, uint64_t grace_
     if (r->mark_ms == 0) {
         r->mark_ms = now_ms ? now_ms : 1;
         r->mark_block = next_block;
-    } else if (now_ms - r->mark_ms >= grace_ms) {
+    } else if (now_ms >= r->mark_ms && now_ms - r->mark_ms >= grace_ms) {
+        /* (now_ms is read before the lock: a heartbeat handled at the same time may have set a
+         * later mark, which must not wrap to "a grace ago" and move the bound early.) */
         r->safe_block = r->mark_block;
         r->mark_ms = now_ms ? now_ms : 1;
         r->mark_block = next_block;

@@ -259,3 +259,25 @@ Test(cs_health, judged_short_only_after_the_grace_period)
     bh_shortlist_free(&prev);
     bh_shortlist_free(&next);
 }
+
+/* A caller reads the time, then a heartbeat comes in, then the caller lists: the chunkserver was
+ * just heard from, not silent for 2^64 ms (seen as live chunkservers marked dead by fsck). */
+Test(cs_health, a_heartbeat_newer_than_the_callers_time_is_alive)
+{
+    heartbeat_all(5000);
+    heartbeat(2, 5200); /* after the caller's now = 5100 */
+    struct cs_info *v = NULL;
+    size_t n = 0;
+    cr_assert_eq(cs_list(R, 5100, &v, &n), 0);
+    cr_assert_eq(n, N_CS);
+    for (size_t i = 0; i < n; i++)
+        cr_assert(v[i].alive, "chunkserver %u counted dead", v[i].id);
+    cr_assert_eq(v[1].last_heartbeat_ms_ago, 0);
+    cr_assert_eq(v[0].last_heartbeat_ms_ago, 100);
+    free(v);
+    /* And silence past the dead timeout is still death. */
+    cr_assert_eq(cs_list(R, 5000 + DEAD_MS + 1, &v, &n), 0);
+    cr_assert(!v[0].alive);
+    cr_assert(v[1].alive);
+    free(v);
+}
