@@ -317,19 +317,22 @@ static int h_metrics(struct cm_http_req *req, void *data)
         cm_text_printf(&t, "dfs_raft_peer_lag{peer=\"%" PRIu64 "\"} %" PRIu64 "\n", q->id,
                        r->last_index > q->match_index ? r->last_index - q->match_index : 0);
     }
+    /* Only the leader hears the chunkservers' heartbeats: a follower would count every one
+     * dead, and an alert on the dead count would fire on each follower. */
     struct cs_info *cv = NULL;
     size_t cn = 0, live = 0;
-    if (cs_list(m->cs, master_now_ms(), &cv, &cn) == 0)
+    if (master_is_leader(m) && cs_list(m->cs, master_now_ms(), &cv, &cn) == 0) {
         for (size_t i = 0; i < cn; i++)
             live += cv[i].alive;
+        cm_text_printf(&t,
+                       "# HELP dfs_master_chunkservers Registered chunkservers by the leader's "
+                       "heartbeats (reported by the leader only).\n"
+                       "# TYPE dfs_master_chunkservers gauge\n"
+                       "dfs_master_chunkservers{state=\"live\"} %zu\n"
+                       "dfs_master_chunkservers{state=\"dead\"} %zu\n",
+                       live, cn - live);
+    }
     free(cv);
-    cm_text_printf(&t,
-                   "# HELP dfs_master_chunkservers Registered chunkservers, as this master sees "
-                   "them (only the leader hears heartbeats).\n"
-                   "# TYPE dfs_master_chunkservers gauge\n"
-                   "dfs_master_chunkservers{state=\"live\"} %zu\n"
-                   "dfs_master_chunkservers{state=\"dead\"} %zu\n",
-                   live, cn - live);
     struct kv_counts kc = {.m = m};
     struct bh_counts bc;
     rn_run_sync(m->node, read_kv_counts, &kc);

@@ -429,11 +429,15 @@ Test(status_page, shows_under_replicated_and_missing_blocks, .timeout = 300)
     cr_assert_not_null(strstr(buf, "\ndfs_blocks_referenced 1\n"), "%s", buf);
     cr_assert_not_null(strstr(buf, "\ndfs_blocks_under_replicated 0\n"), "%s", buf);
     cr_assert_not_null(strstr(buf, "\ndfs_blocks_missing 0\n"), "%s", buf);
+    cr_assert_not_null(strstr(buf, "\ndfs_master_chunkservers{state=\"live\"} 3\n"), "%s", buf);
+    cr_assert_not_null(strstr(buf, "\ndfs_master_chunkservers{state=\"dead\"} 0\n"), "%s", buf);
     for (int i = 0; i < c.n; i++) {
         if (i == l || raw_get(c.m[i].http_port, "/metrics", buf, sizeof(buf)) != 200 ||
             tc_wait_leader(&c, T_LEADER_MS) != l)
             continue;
         cr_assert_null(strstr(buf, "dfs_blocks_missing"), "a follower has no count: %s", buf);
+        /* It hears no heartbeats: it would count every chunkserver dead. */
+        cr_assert_null(strstr(buf, "dfs_master_chunkservers"), "a follower counts: %s", buf);
     }
     render_blocks(&c, "blocks-ok", 0, 0, "ok");
 
@@ -443,6 +447,7 @@ Test(status_page, shows_under_replicated_and_missing_blocks, .timeout = 300)
     l = wait_blocks(&c, 1, 1, 0);
     cr_assert_eq(raw_get(c.m[l].http_port, "/metrics", buf, sizeof(buf)), 200);
     cr_assert_not_null(strstr(buf, "\ndfs_blocks_under_replicated 1\n"), "%s", buf);
+    cr_assert_not_null(strstr(buf, "\ndfs_master_chunkservers{state=\"dead\"} 1\n"), "%s", buf);
     render_blocks(&c, "blocks-under", 1, 0, "under");
 
     /* And the other two: no live copy left. */
