@@ -498,8 +498,12 @@ static int put_fanout(struct dfs *fs, uint64_t id, const void *data, uint32_t le
         pthread_mutex_lock(&f.mu);
         f.pending++;
         pthread_mutex_unlock(&f.mu);
-        if ((f.err[i] = cm_http_async_submit(fs->fan, &call, fan_done, s)) != 0) {
+        /* fan_done may have run (and set f.err[i]) before this returns: a refused connection
+         * completes at once. Only a failed submit, which never calls it, sets f.err[i] here. */
+        int sub = cm_http_async_submit(fs->fan, &call, fan_done, s);
+        if (sub != 0) {
             pthread_mutex_lock(&f.mu);
+            f.err[i] = sub;
             f.pending--;
             pthread_mutex_unlock(&f.mu);
             free(s);

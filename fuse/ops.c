@@ -337,8 +337,8 @@ void *fz_aging_main(void *arg)
         for (size_t i = 0; i < k; i++) {
             int rc = dfs_file_commit_aged(pinned[i]->file, (uint64_t)age_s * 1000);
             if (rc != 0)
-                LOG_ERROR("fuse: inode %" PRIu64 ": committing blocks stored %u s ago: %s",
-                          pinned[i]->ino, age_s, cm_strerror(rc));
+                LOG_ERROR("fuse: inode %" PRIu64 ": writes of a file left open not committed: %s",
+                          pinned[i]->ino, cm_strerror(rc));
             node_put(z, pinned[i]);
         }
         pthread_mutex_lock(&z->mu);
