@@ -4,10 +4,14 @@
 # dfs's committed namespace operations (file creates through the client API, tests/bench/
 # bench_fs.c, each committed on a majority and fsynced) against the etcd put rate just measured.
 #   tests/bench/master_vs_etcd.sh [BUILD_DIR] [SECONDS]
+# ROUNDS (env, default 1): with more, each concurrency runs ROUNDS rounds of dfs puts, etcd puts,
+# dfs creates, one after the other (the machine's speed drifts by 10-20% within a minute), and
+# each ratio is of the medians.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build/release}
 SECS=${2:-10}
+ROUNDS=${ROUNDS:-1}
 MASTER=$BUILD/master/dfs-master
 BENCH=$BUILD/tests/bench/bench_kv
 BENCH_FS=$BUILD/tests/bench/bench_fs
@@ -52,25 +56,19 @@ done
 ETCD_LEADER=${ETCD_LEADER:-http://127.0.0.1:12179}
 DFS_URLS=http://127.0.0.1:19051,http://127.0.0.1:19052,http://127.0.0.1:19053
 
-declare -A ETCD_RATE
-echo "# committed puts, ${SECS}s each, value 64 B ($(date -u +%F))"
-for c in 1 32; do
-    d=$("$BENCH" --target dfs --url "$DFS_URLS" --clients $c --seconds "$SECS" --json)
-    e=$("$BENCH" --target etcd --url "$ETCD_LEADER" --clients $c --seconds "$SECS" --json)
-    echo "$d"
-    echo "$e"
-    dr=$(echo "$d" | sed -n 's/.*"puts_per_s":\([0-9.]*\).*/\1/p')
-    er=$(echo "$e" | sed -n 's/.*"puts_per_s":\([0-9.]*\).*/\1/p')
-    awk -v d="$dr" -v e="$er" -v c="$c" 'BEGIN { printf "clients=%d  dfs/etcd = %.2fx\n", c, d / e }'
-    ETCD_RATE[$c]=$er
-done
-
-echo "# committed file creates (client API) against the etcd puts above"
+rate() { sed -n 's/.*"puts_per_s":\([0-9.]*\).*/\1/p; s/.*creates\/s= *\([0-9.]*\).*/\1/p'; }
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+echo "# committed puts (${SECS}s, 64 B values) and file creates, $ROUNDS round(s) ($(date -u +%F))"
 for c in 1 32; do
     files=$((c == 1 ? 3000 : 500))
-    f=$("$BENCH_FS" --url "$DFS_URLS" --clients $c --files-per-client $files)
-    echo "$f"
-    fr=$(echo "$f" | sed -n 's/.*creates\/s= *\([0-9.]*\).*/\1/p')
-    awk -v d="$fr" -v e="${ETCD_RATE[$c]}" -v c="$c" \
-        'BEGIN { printf "clients=%d  dfs creates/etcd puts = %.2fx\n", c, d / e }'
+    dk="" ek="" df=""
+    for _ in $(seq "$ROUNDS"); do
+        d=$("$BENCH" --target dfs --url "$DFS_URLS" --clients $c --seconds "$SECS" --json)
+        e=$("$BENCH" --target etcd --url "$ETCD_LEADER" --clients $c --seconds "$SECS" --json)
+        f=$("$BENCH_FS" --url "$DFS_URLS" --clients $c --files-per-client $files)
+        printf '%s\n%s\n%s\n' "$d" "$e" "$f"
+        dk="$dk $(echo "$d" | rate)" ek="$ek $(echo "$e" | rate)" df="$df $(echo "$f" | rate)"
+    done
+    awk -v d="$(median <<<"$dk")" -v e="$(median <<<"$ek")" -v f="$(median <<<"$df")" -v c="$c" \
+        'BEGIN { printf "clients=%d  puts/s dfs %.1f etcd %.1f: dfs/etcd = %.2fx;  dfs creates/s %.1f: creates/etcd puts = %.2fx\n", c, d, e, d / e, f, f / e }'
 done
