@@ -33,8 +33,9 @@
  * IDS_MAX_AGE_MS, and stored blocks wait at most PEND_MAX_AGE_MS for their commit. */
 #define IDS_MAX_AGE_MS  (10 * 60 * 1000)
 #define PEND_MAX_AGE_MS DFS_PEND_MAX_AGE_MS
-#define COMMIT_MAX      4096               /* blocks per commit (the masters' limit) */
-#define PUT_ATTEMPTS    6                  /* stores of one block before giving up */
+#define COMMIT_MAX      4096  /* blocks per commit (the masters' limit) */
+#define PUT_ATTEMPTS    6     /* stores of one block before giving up */
+#define LOG_EVERY_MS    10000 /* a failing chunkserver is named at most this often per site */
 #define READAHEAD       (8u * 1024 * 1024) /* bytes fetched past a read that misses */
 /* Bytes per ranged GET of a large read: at most a chunkserver's CS_READ_WINDOW, so that the
  * chunkserver reads and checks the range once (chunk/store.h). */
@@ -376,7 +377,9 @@ static void take_members(uint64_t id, const cJSON *o, const struct target *t, un
             if (a == NULL ||
                 (strcmp(e, cm_errname(CM_E_UNAVAILABLE)) == 0 && strcmp(msg, "not reached") == 0))
                 continue;
-            LOG_WARN("data: block %016" PRIx64 ": pipeline member %s failed (%s)", id, a, e);
+            LOG_WARN_LIMITED(LOG_EVERY_MS,
+                             "data: block %016" PRIx64 ": pipeline member %s failed (%s)", id, a,
+                             e);
             add_failed(p, a);
         }
     }
@@ -413,8 +416,8 @@ static int put_once(struct dfs *fs, uint64_t id, const void *data, uint32_t len,
     call.timeout_ms = fs->data_timeout_ms;
     rc = cm_http_call(fs->data, &call, &resp);
     if (rc != 0) {
-        LOG_WARN("data: block %016" PRIx64 " to %s (pipeline of %u): %s", id, t[0].addr, n,
-                 cm_errname(rc));
+        LOG_WARN_LIMITED(LOG_EVERY_MS, "data: block %016" PRIx64 " to %s (pipeline of %u): %s", id,
+                         t[0].addr, n, cm_errname(rc));
         add_failed(p, t[0].addr);
         /* An error found after the whole body came in lists what the pipeline stored. */
         if (resp.error != NULL)
@@ -521,8 +524,9 @@ static int put_fanout(struct dfs *fs, uint64_t id, const void *data, uint32_t le
             take_members(id, f.ans[i], &t[i], 1, p);
             stored = true;
         } else {
-            LOG_WARN("data: block %016" PRIx64 " to %s (one of %u side by side): %s", id, t[i].addr,
-                     n, cm_errname(f.err[i]));
+            LOG_WARN_LIMITED(LOG_EVERY_MS,
+                             "data: block %016" PRIx64 " to %s (one of %u side by side): %s", id,
+                             t[i].addr, n, cm_errname(f.err[i]));
             add_failed(p, t[i].addr);
             if (rc == CM_E_UNAVAILABLE)
                 rc = f.err[i];
@@ -617,9 +621,10 @@ static int put_block(struct dfs *fs, const void *data, uint32_t len, struct pend
     if (p.nholders == 0)
         return last == CM_E_CONNECT || last == CM_E_TIMEOUT ? CM_E_UNAVAILABLE : last;
     if (p.nholders < fs->replication)
-        LOG_WARN("data: block %016" PRIx64 " stored on %u of %u chunkservers; the masters will "
-                 "copy it",
-                 id, p.nholders, fs->replication);
+        LOG_WARN_LIMITED(LOG_EVERY_MS,
+                         "data: block %016" PRIx64 " stored on %u of %u chunkservers; the "
+                         "masters will copy it",
+                         id, p.nholders, fs->replication);
     out->id = id;
     out->len = len;
     out->crc = crc;
@@ -989,8 +994,9 @@ static int read_block_range(struct dfs *fs, const struct ext *x, uint64_t boff, 
             pthread_mutex_unlock(&fs->mu);
             return 0;
         }
-        LOG_WARN("data: block %016" PRIx64 " range %s from %s: %s%s", x->id, range, x->addrs[i],
-                 cm_errname(rc), i + 1 < x->naddr ? "; trying the next replica" : "");
+        LOG_WARN_LIMITED(LOG_EVERY_MS, "data: block %016" PRIx64 " range %s from %s: %s%s", x->id,
+                         range, x->addrs[i], cm_errname(rc),
+                         i + 1 < x->naddr ? "; trying the next replica" : "");
     }
     if (x->naddr == 0)
         LOG_WARN("data: block %016" PRIx64 " has no known replica", x->id);

@@ -51,9 +51,9 @@ void cm_log_write(enum cm_log_level level, const char *file, int line, const cha
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-    n += (size_t)snprintf(buf + n, sizeof(buf) - n, ".%03ldZ %c [%s] %s:%d: ",
-                          ts.tv_nsec / 1000000L, tags[level < 4 ? level : 3], node_name,
-                          base ? base + 1 : file, line);
+    n +=
+        (size_t)snprintf(buf + n, sizeof(buf) - n, ".%03ldZ %c [%s] %s:%d: ", ts.tv_nsec / 1000000L,
+                         tags[level < 4 ? level : 3], node_name, base ? base + 1 : file, line);
     if (n >= sizeof(buf))
         n = sizeof(buf) - 1;
     va_start(ap, fmt);
@@ -67,4 +67,26 @@ void cm_log_write(enum cm_log_level level, const char *file, int line, const cha
     buf[n++] = '\n';
     ssize_t w = write(STDERR_FILENO, buf, n);
     (void)w;
+}
+
+uint64_t cm_log_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+bool cm_log_limit_pass(struct cm_log_limit *l, uint64_t now_ms, uint64_t interval_ms,
+                       uint64_t *held)
+{
+    uint64_t next = atomic_load(&l->next_ms);
+
+    /* Of the threads that find the time come, one moves it on and writes its line. */
+    if ((next != 0 && now_ms < next) ||
+        !atomic_compare_exchange_strong(&l->next_ms, &next, now_ms + interval_ms)) {
+        atomic_fetch_add(&l->held, 1);
+        return false;
+    }
+    *held = atomic_exchange(&l->held, 0);
+    return true;
 }

@@ -62,3 +62,38 @@ Test(log, long_line_is_truncated_with_newline, .init = cr_redirect_stderr)
     cr_assert_leq(n, 2048);
     cr_assert_eq(buf[n - 1], '\n');
 }
+
+/* A limited call site writes its first line, then one per interval, and says how many it held
+ * back; time is the caller's. */
+Test(log, limit_passes_one_line_per_interval)
+{
+    struct cm_log_limit l = {0};
+    uint64_t held = 99;
+
+    cr_assert(cm_log_limit_pass(&l, 5000, 10000, &held), "the first line is written");
+    cr_assert_eq(held, 0);
+    for (uint64_t t = 5000; t < 15000; t += 1000)
+        cr_assert_not(cm_log_limit_pass(&l, t, 10000, &held), "a line at %llu ms",
+                      (unsigned long long)t);
+    cr_assert(cm_log_limit_pass(&l, 15000, 10000, &held), "an interval later");
+    cr_assert_eq(held, 10, "the ten held back are counted");
+    cr_assert_not(cm_log_limit_pass(&l, 24999, 10000, &held));
+    cr_assert(cm_log_limit_pass(&l, 90000, 10000, &held), "long after");
+    cr_assert_eq(held, 1);
+}
+
+/* Through the macro: three lines from one site in a row write one; the threshold still rules. */
+Test(log, limited_macro_writes_the_first_line_only, .init = cr_redirect_stderr)
+{
+    cm_log_init("n1", CM_LOG_INFO);
+    for (int i = 0; i < 3; i++)
+        LOG_WARN_LIMITED(60000, "chunkserver %d failed", i);
+    fflush(stderr);
+    char buf[4096] = {0};
+    FILE *f = cr_get_redirected_stderr();
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    cr_assert_not_null(strstr(buf, "chunkserver 0 failed"), "%s", buf);
+    cr_assert_null(strstr(buf, "chunkserver 1 failed"), "%s", buf);
+    cr_assert_null(strstr(buf, "chunkserver 2 failed"), "%s", buf);
+}
