@@ -51,9 +51,9 @@ void cm_log_write(enum cm_log_level level, const char *file, int line, const cha
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-    n +=
-        (size_t)snprintf(buf + n, sizeof(buf) - n, ".%03ldZ %c [%s] %s:%d: ", ts.tv_nsec / 1000000L,
-                         tags[level < 4 ? level : 3], node_name, base ? base + 1 : file, line);
+    n += (size_t)snprintf(buf + n, sizeof(buf) - n, ".%03ldZ %c [%s] %s:%d: ",
+                          ts.tv_nsec / 1000000L, tags[level < 4 ? level : 3], node_name,
+                          base ? base + 1 : file, line);
     if (n >= sizeof(buf))
         n = sizeof(buf) - 1;
     va_start(ap, fmt);
