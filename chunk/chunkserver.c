@@ -78,6 +78,15 @@ static uint64_t load_of(void *ctx)
     return atomic_load(&cs->inflight);
 }
 
+static uint64_t repl_queued_of(void *ctx)
+{
+    struct chunkserver *cs = ctx;
+    struct cs_repl_stats st;
+
+    cs_replicator_stats(cs->repl, &st);
+    return st.queued;
+}
+
 static int replicate_cmd(void *ctx, uint64_t id, const char *target)
 {
     struct chunkserver *cs = ctx;
@@ -184,6 +193,7 @@ int cs_start(const struct cs_config *cfg, struct chunkserver **out)
         lcfg.addr = cs->advertise;
         lcfg.rack = cfg->rack;
         lcfg.load = load_of;
+        lcfg.repl_queued = repl_queued_of;
         lcfg.replicate = replicate_cmd;
         lcfg.ctx = cs;
         rc = cs_master_link_start(&lcfg, &link);

@@ -61,6 +61,7 @@
 #define CS_F_BLOCKS      "blocks"
 #define CS_F_BLOCK       "block"
 #define CS_F_LOAD        "load"
+#define CS_F_REPL_QUEUED "repl_queued"
 #define CS_F_NO_SPACE    "no_space"
 #define CS_F_BLOCK_SIZE  "block_size"
 #define CS_F_ADDED       "added"

@@ -24,6 +24,7 @@ struct cs_master_link {
     uint32_t heartbeat_ms;
     uint32_t report_interval_ms;
     uint64_t (*load)(void *ctx);
+    uint64_t (*repl_queued)(void *ctx);
     int (*replicate)(void *ctx, uint64_t id, const char *target);
     void *ctx;
     pthread_mutex_t mu; /* everything below */
@@ -237,6 +238,8 @@ static int do_heartbeat(struct cs_master_link *l, bool *report_asked)
     }
     if (add_ids(l, body) < 0 || add_space(l, body) < 0 ||
         cm_json_add_u64(body, CS_F_LOAD, l->load ? l->load(l->ctx) : 0) < 0 ||
+        (l->repl_queued != NULL &&
+         cm_json_add_u64(body, CS_F_REPL_QUEUED, l->repl_queued(l->ctx)) < 0) ||
         (a = cJSON_AddArrayToObject(body, CS_F_ADDED)) == NULL ||
         (r = cJSON_AddArrayToObject(body, CS_F_REMOVED)) == NULL ||
         (c = cJSON_AddArrayToObject(body, CS_F_CORRUPT)) == NULL)
@@ -351,6 +354,7 @@ int cs_master_link_start(const struct cs_master_link_config *cfg, struct cs_mast
     l->heartbeat_ms = cfg->heartbeat_ms;
     l->report_interval_ms = cfg->report_interval_ms;
     l->load = cfg->load;
+    l->repl_queued = cfg->repl_queued;
     l->replicate = cfg->replicate;
     l->ctx = cfg->ctx;
     l->addr = strdup(cfg->addr);

@@ -23,6 +23,9 @@ struct cs_master_link_config {
     const char *rack;            /* copied */
     /* The load figure sent with each heartbeat (requests in progress); may be NULL. */
     uint64_t (*load)(void *ctx);
+    /* Copies waiting in the replicator, sent with each heartbeat so that the leader sends no
+     * more replicate commands than it can run soon; may be NULL. */
+    uint64_t (*repl_queued)(void *ctx);
     /* A "replicate" command: queue a copy of block id to target (unvalidated text from the
      * master). Returns 0 or a negative code (logged). Required. */
     int (*replicate)(void *ctx, uint64_t id, const char *target);

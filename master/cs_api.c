@@ -346,12 +346,14 @@ static void orphan_bound_maybe(struct master *m, uint64_t next_block, uint64_t r
     propose_internal(m, rc, cmd, len, orphan_bound_done, &m->orphan_busy);
 }
 
-/* Adds the replicate commands for chunkserver id to cmds. */
+/* Adds the replicate commands for chunkserver id to cmds: at most max. */
 static int add_replicate(struct master *m, uint32_t id, const uint64_t *refs, size_t n_refs,
-                         cJSON *cmds)
+                         size_t max, cJSON *cmds)
 {
-    struct cs_repl repl[CS_REPL_PER_HEARTBEAT];
-    size_t n = cs_replicate(m->cs, id, master_now_ms(), refs, n_refs, repl, CS_REPL_PER_HEARTBEAT);
+    struct cs_repl repl[CS_REPL_QUEUE_TARGET > CS_REPL_PER_HEARTBEAT ? CS_REPL_QUEUE_TARGET
+                                                                     : CS_REPL_PER_HEARTBEAT];
+    size_t cap = sizeof(repl) / sizeof(repl[0]);
+    size_t n = cs_replicate(m->cs, id, master_now_ms(), refs, n_refs, repl, max < cap ? max : cap);
     for (size_t i = 0; i < n; i++) {
         char hex[17];
         cJSON *c = cJSON_CreateObject();
@@ -377,8 +379,12 @@ static int h_heartbeat(struct cm_http_req *req, void *data)
     size_t n_added = 0, n_removed = 0, n_corrupt = 0;
     struct held_scan held = {0};
     cJSON *o = NULL;
+    uint64_t repl_queued = 0;
+    /* Optional: chunkservers before it sent no queue length. */
+    bool queue_said = cJSON_GetObjectItemCaseSensitive(j, MCS_F_REPL_QUEUED) != NULL;
     int rc;
     if ((rc = get_cs(j, &id, &sid)) != 0 || (rc = get_space(j, &sp)) != 0 ||
+        (queue_said && (rc = cm_json_get_u64(j, MCS_F_REPL_QUEUED, &repl_queued)) != 0) ||
         (rc = parse_ids(j, MCS_F_ADDED, true, &added, &n_added)) != 0 ||
         (rc = parse_ids(j, MCS_F_REMOVED, false, &removed, &n_removed)) != 0 ||
         (rc = parse_ids(j, MCS_F_CORRUPT, false, &corrupt, &n_corrupt)) != 0)
@@ -428,7 +434,8 @@ static int h_heartbeat(struct cm_http_req *req, void *data)
             cJSON_AddItemToArray(ids, cJSON_CreateString(hex));
         }
     }
-    if ((rc = add_replicate(m, id, held.refs, held.n_refs, cmds)) != 0)
+    if ((rc = add_replicate(m, id, held.refs, held.n_refs, cs_repl_budget(queue_said, repl_queued),
+                            cmds)) != 0)
         goto out;
     rc = cm_http_answer_json(req, 200, o);
     o = NULL;

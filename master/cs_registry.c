@@ -686,6 +686,13 @@ static bool good_copy(const struct cs_registry *r, const struct cs_entry *e, uin
     return alive(r, e, now) && holds(e, block) && !deleting(r, block, e->id, now);
 }
 
+size_t cs_repl_budget(bool reported, uint64_t queued)
+{
+    if (!reported)
+        return CS_REPL_PER_HEARTBEAT;
+    return queued >= CS_REPL_QUEUE_TARGET ? 0 : (size_t)(CS_REPL_QUEUE_TARGET - queued);
+}
+
 size_t cs_replicate(struct cs_registry *r, uint32_t src, uint64_t now_ms, const uint64_t *ids,
                     size_t n, struct cs_repl *out, size_t max)
 {

@@ -25,6 +25,7 @@
 #define MCS_F_FREE         "free"
 #define MCS_F_BLOCKS       "blocks"
 #define MCS_F_LOAD         "load"
+#define MCS_F_REPL_QUEUED  "repl_queued"
 #define MCS_F_NO_SPACE     "no_space"
 #define MCS_F_ADDED        "added"
 #define MCS_F_REMOVED      "removed"
@@ -108,7 +109,8 @@ int cs_report_part(struct cs_registry *r, uint32_t id, uint64_t report_id, uint6
 void cs_leader_term(struct cs_registry *r, uint64_t term, uint64_t now_ms);
 
 #define CS_DEFAULT_REPLICATION 3     /* live copies wanted of every block a file references */
-#define CS_REPL_PER_HEARTBEAT  4     /* replicate commands per heartbeat answer */
+#define CS_REPL_PER_HEARTBEAT  4     /* replicate commands per answer, queue length unknown */
+#define CS_REPL_QUEUE_TARGET   16    /* copies kept waiting on a chunkserver that says its queue */
 #define CS_REPL_RETRY_MS       30000 /* a command not seen carried out by then is sent again */
 #define CS_DEL_PER_HEARTBEAT   256   /* repair and surplus deletes per heartbeat answer */
 
@@ -127,6 +129,11 @@ struct cs_repl {
  * CS_REPL_RETRY_MS. Returns how many were put into out. */
 size_t cs_replicate(struct cs_registry *r, uint32_t src, uint64_t now_ms, const uint64_t *ids,
                     size_t n, struct cs_repl *out, size_t max);
+/* How many replicate commands one heartbeat answer may carry: enough to bring the copies
+ * waiting on the chunkserver (queued, as its heartbeat said) up to CS_REPL_QUEUE_TARGET, so that
+ * small blocks are copied as fast as it can and big ones do not pile up past the command retry;
+ * CS_REPL_PER_HEARTBEAT when the heartbeat did not say (reported false). */
+size_t cs_repl_budget(bool reported, uint64_t queued);
 /* Copies chunkserver id is to delete, of the referenced block ids (sorted, distinct): a damaged
  * copy once the block has CS_DEFAULT_REPLICATION sound copies elsewhere, and a sound copy in
  * surplus (more sound live copies than CS_DEFAULT_REPLICATION, and id is not among those kept:

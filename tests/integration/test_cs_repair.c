@@ -270,6 +270,24 @@ static void wait_heartbeats(struct tc_cluster *c, uint64_t more)
     }
 }
 
+/* The leader judges copies (and so orders copies) once it led for a dead timeout and every
+ * chunkserver reported; /status says so one dead timeout later. */
+static void wait_ready(struct tc_cluster *c)
+{
+    uint64_t deadline = tc_now_ms() + T_REPAIR_MS;
+    for (;;) {
+        int leader = tc_wait_leader(c, T_LEADER_MS);
+        cJSON *st = leader >= 0 ? tc_status(c, leader) : NULL;
+        bool ready = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(st, "blocks"), "ready"));
+        cJSON_Delete(st);
+        if (ready)
+            return;
+        cr_assert_lt(tc_now_ms(), deadline, "the leader never judges copies");
+        usleep(100 * 1000);
+    }
+}
+
 Test(cs_repair, fresh_blocks_with_three_copies_are_not_copied_again, .timeout = 120)
 {
     struct tc_cluster c;
@@ -277,20 +295,7 @@ Test(cs_repair, fresh_blocks_with_three_copies_are_not_copied_again, .timeout = 
     static uint8_t data[BLOCK_LEN];
     fill(data, sizeof(data), 4);
     start_cluster(&c, ids, CS_ARGS);
-    /* The leader judges copies (and so orders copies) once it led for a dead timeout and
-     * every chunkserver reported; /status says so one dead timeout later. */
-    uint64_t deadline = tc_now_ms() + T_REPAIR_MS;
-    for (;;) {
-        int leader = tc_wait_leader(&c, T_LEADER_MS);
-        cJSON *st = leader >= 0 ? tc_status(&c, leader) : NULL;
-        bool ready = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
-            cJSON_GetObjectItemCaseSensitive(st, "blocks"), "ready"));
-        cJSON_Delete(st);
-        if (ready)
-            break;
-        cr_assert_lt(tc_now_ms(), deadline, "the leader never judges copies");
-        usleep(100 * 1000);
-    }
+    wait_ready(&c);
 
     /* Files of one small block each on chunkservers 0, 1 and 2, while all four heartbeat every
      * HEARTBEAT_MS at their own phases: whichever holder reports a block first, the others
@@ -308,5 +313,56 @@ Test(cs_repair, fresh_blocks_with_three_copies_are_not_copied_again, .timeout = 
     for (int i = 0; i < 40; i++)
         wait_copies(&c, blocks[i], data, (bool[N_CS]){true, true, true, false}, NULL, "fresh",
                     tc_now_ms() + T_REPAIR_MS);
+    tc_destroy(&c);
+}
+
+static uint64_t copies_made(struct tc_cluster *c)
+{
+    return tc_cs_metric(c, 1, "dfs_cs_replications_total") +
+           tc_cs_metric(c, 2, "dfs_cs_replications_total");
+}
+
+/* A chunkserver's heartbeat says how many copies wait in its queue, and the leader gives it
+ * enough to keep CS_REPL_QUEUE_TARGET (16) waiting instead of 4 per answer: after a kill, many
+ * small blocks get their third copy back within a few heartbeats of their holders (at 4 per
+ * answer, 128 blocks from two holders take at least 16 heartbeat periods). Heartbeats, not time,
+ * are the clock. */
+Test(cs_repair, copies_are_paced_by_the_holders_queues, .timeout = 180)
+{
+    enum { FILES = 128, MAX_HEARTBEATS = 8 };
+    struct tc_cluster c;
+    uint64_t ids[N_CS], seq = 0, blocks[FILES];
+    static uint8_t data[BLOCK_LEN];
+    char name[16];
+    fill(data, sizeof(data), 5);
+    start_cluster(&c, ids, CS_ARGS);
+    wait_ready(&c);
+    for (int i = 0; i < FILES; i++) {
+        snprintf(name, sizeof(name), "paced%d", i);
+        blocks[i] = tc_write_block_file(&c, 11, &seq, name, ids, data, sizeof(data));
+    }
+    wait_heartbeats(&c, 3); /* every holder reported them */
+
+    /* kill -9 chunkserver 0: chunkservers 1 and 2 are told to copy every block to 3. */
+    tc_cs_kill(&c, 0);
+    uint64_t deadline = tc_now_ms() + KILL_REPAIR_MS + T_REPAIR_MS;
+    while (copies_made(&c) == 0) {
+        cr_assert_lt(tc_now_ms(), deadline, "no copy began");
+        usleep(20 * 1000);
+    }
+    uint64_t hb0 = tc_cs_metric(&c, 1, "dfs_cs_heartbeats_total");
+    while (copies_made(&c) < FILES) {
+        cr_assert_lt(tc_now_ms(), deadline, "%llu of %d copies made",
+                     (unsigned long long)copies_made(&c), FILES);
+        usleep(20 * 1000);
+    }
+    uint64_t hb = tc_cs_metric(&c, 1, "dfs_cs_heartbeats_total") - hb0;
+    fprintf(stderr, "paced: %llu heartbeats\n", (unsigned long long)hb);
+    cr_assert_leq(hb, MAX_HEARTBEATS, "the copies took %llu heartbeats of a holder",
+                  (unsigned long long)hb);
+    cr_assert_eq(copies_made(&c), FILES, "a block was copied twice");
+    for (int i = 0; i < FILES; i += 17)
+        wait_copies(&c, blocks[i], data, (bool[N_CS]){false, true, true, true},
+                    (bool[N_CS]){true, false, false, false}, "copied", tc_now_ms() + T_REPAIR_MS);
     tc_destroy(&c);
 }

@@ -353,6 +353,8 @@ Test(master_cs, malformed_messages_are_rejected, .timeout = 60)
         "{\"cs_id\":1,\"storage_id\":\"s1\",\"removed\":\"00000000000004d2\"}",
         "{\"cs_id\":1,\"storage_id\":\"s1\",\"corrupt\":[\"12\"]}",
         "{\"cs_id\":1,\"storage_id\":\"s1\",\"load\":true}",
+        "{\"cs_id\":1,\"storage_id\":\"s1\",\"repl_queued\":[3]}",
+        "{\"cs_id\":1,\"storage_id\":\"s1\",\"repl_queued\":-1}",
     };
     for (size_t i = 0; i < sizeof(hb_bad) / sizeof(hb_bad[0]); i++)
         cr_assert_eq(post_status(&c, leader, "/v1/cs/heartbeat", hb_bad[i]), 400, "heartbeat %s",
@@ -374,8 +376,9 @@ Test(master_cs, malformed_messages_are_rejected, .timeout = 60)
     cr_assert_eq(
         post_status(&c, leader, "/v1/cs/heartbeat", "{\"cs_id\":1,\"storage_id\":\"other\"}"), 404);
     /* A well-formed heartbeat of the registered one is taken and asks for a full report. */
-    b = cJSON_Parse("{\"cs_id\":1,\"storage_id\":\"s1\",\"capacity\":100,\"free\":50,"
-                    "\"added\":[{\"id\":\"00000000000004d2\",\"len\":1,\"crc32c\":0}]}");
+    b = cJSON_Parse(
+        "{\"cs_id\":1,\"storage_id\":\"s1\",\"capacity\":100,\"free\":50,"
+        "\"repl_queued\":0,\"added\":[{\"id\":\"00000000000004d2\",\"len\":1,\"crc32c\":0}]}");
     int status = 0;
     cr_assert_eq(tc_post_at(&c, leader, "/v1/cs/heartbeat", b, &ans, &status), 0);
     cJSON_Delete(b);

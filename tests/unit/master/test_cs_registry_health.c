@@ -281,3 +281,15 @@ Test(cs_health, a_heartbeat_newer_than_the_callers_time_is_alive)
     cr_assert(v[1].alive);
     free(v);
 }
+
+/* Replicate commands per heartbeat answer: enough to keep CS_REPL_QUEUE_TARGET copies waiting on
+ * a chunkserver that says its queue, none while it has that many, 4 for one that does not say. */
+Test(cs_repl, budget_tops_the_queue_up_to_its_target)
+{
+    cr_assert_eq(cs_repl_budget(true, 0), CS_REPL_QUEUE_TARGET);
+    cr_assert_eq(cs_repl_budget(true, 30), CS_REPL_QUEUE_TARGET - 30);
+    cr_assert_eq(cs_repl_budget(true, CS_REPL_QUEUE_TARGET), 0);
+    cr_assert_eq(cs_repl_budget(true, 4096), 0);
+    cr_assert_eq(cs_repl_budget(false, 0), CS_REPL_PER_HEARTBEAT);
+    cr_assert_eq(cs_repl_budget(false, 4096), CS_REPL_PER_HEARTBEAT);
+}
