@@ -131,7 +131,7 @@ size_t cs_replicate(struct cs_registry *r, uint32_t src, uint64_t now_ms, const 
                     size_t n, struct cs_repl *out, size_t max);
 /* How many replicate commands one heartbeat answer may carry: enough to bring the copies
  * waiting on the chunkserver (queued, as its heartbeat said) up to CS_REPL_QUEUE_TARGET, so that
- * small blocks are copied as fast as it can and big ones do not pile up past the command retry;
+ * many small blocks go per heartbeat and big ones do not pile up past the command retry;
  * CS_REPL_PER_HEARTBEAT when the heartbeat did not say (reported false). */
 size_t cs_repl_budget(bool reported, uint64_t queued);
 /* Copies chunkserver id is to delete, of the referenced block ids (sorted, distinct): a damaged
