@@ -350,10 +350,10 @@ static void orphan_bound_maybe(struct master *m, uint64_t next_block, uint64_t r
 static int add_replicate(struct master *m, uint32_t id, const uint64_t *refs, size_t n_refs,
                          size_t max, cJSON *cmds)
 {
-    struct cs_repl repl[CS_REPL_QUEUE_TARGET > CS_REPL_PER_HEARTBEAT ? CS_REPL_QUEUE_TARGET
-                                                                     : CS_REPL_PER_HEARTBEAT];
-    size_t cap = sizeof(repl) / sizeof(repl[0]);
-    size_t n = cs_replicate(m->cs, id, master_now_ms(), refs, n_refs, repl, max < cap ? max : cap);
+    _Static_assert(CS_REPL_QUEUE_TARGET >= CS_REPL_PER_HEARTBEAT, "the most one answer carries");
+    struct cs_repl repl[CS_REPL_QUEUE_TARGET];
+    size_t n = cs_replicate(m->cs, id, master_now_ms(), refs, n_refs, repl,
+                            max < CS_REPL_QUEUE_TARGET ? max : CS_REPL_QUEUE_TARGET);
     for (size_t i = 0; i < n; i++) {
         char hex[17];
         cJSON *c = cJSON_CreateObject();
@@ -379,12 +379,10 @@ static int h_heartbeat(struct cm_http_req *req, void *data)
     size_t n_added = 0, n_removed = 0, n_corrupt = 0;
     struct held_scan held = {0};
     cJSON *o = NULL;
-    uint64_t repl_queued = 0;
-    /* Optional: chunkservers before it sent no queue length. */
-    bool queue_said = cJSON_GetObjectItemCaseSensitive(j, MCS_F_REPL_QUEUED) != NULL;
+    uint64_t repl_queued = UINT64_MAX; /* stays: not said (chunkservers before it) */
     int rc;
     if ((rc = get_cs(j, &id, &sid)) != 0 || (rc = get_space(j, &sp)) != 0 ||
-        (queue_said && (rc = cm_json_get_u64(j, MCS_F_REPL_QUEUED, &repl_queued)) != 0) ||
+        (rc = cm_json_opt_u64(j, MCS_F_REPL_QUEUED, &repl_queued)) != 0 ||
         (rc = parse_ids(j, MCS_F_ADDED, true, &added, &n_added)) != 0 ||
         (rc = parse_ids(j, MCS_F_REMOVED, false, &removed, &n_removed)) != 0 ||
         (rc = parse_ids(j, MCS_F_CORRUPT, false, &corrupt, &n_corrupt)) != 0)
@@ -434,8 +432,8 @@ static int h_heartbeat(struct cm_http_req *req, void *data)
             cJSON_AddItemToArray(ids, cJSON_CreateString(hex));
         }
     }
-    if ((rc = add_replicate(m, id, held.refs, held.n_refs, cs_repl_budget(queue_said, repl_queued),
-                            cmds)) != 0)
+    if ((rc = add_replicate(m, id, held.refs, held.n_refs,
+                            cs_repl_budget(repl_queued != UINT64_MAX, repl_queued), cmds)) != 0)
         goto out;
     rc = cm_http_answer_json(req, 200, o);
     o = NULL;
